@@ -1,0 +1,46 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    // Runs in plain Node (not through the workerd project's resolver): real Postgres, Redis,
+    // and the dev stand-ins the Worker's bindings point at.
+    globalSetup: ["./test/workers/global-setup.ts"],
+    projects: [
+      {
+        test: {
+          name: "node",
+          environment: "node",
+          include: [
+            "src/**/*.test.ts",
+            "dev/**/*.test.ts",
+            "edge-agent/**/*.test.ts",
+            "test/node/**/*.test.ts",
+          ],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                DATABASE_URL: inject("databaseUrl"),
+                NEON_WS_PROXY: inject("neonWsProxy"),
+                UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
+                UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workers",
+          include: ["workers/**/*.test.ts", "test/workers/**/*.test.ts"],
+          testTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});

@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { FleetdeckError } from "../src/protocol/errors.js";
+
+/** The bindings and settings the Worker receives (wrangler.toml vars, secrets, Durable Objects). */
+export interface Env {
+  CLIENT_HUB: DurableObjectNamespace;
+  FLEET_FEED: DurableObjectNamespace;
+  LOG_LEVEL?: string;
+  STALE_HOST_THRESHOLD_SECONDS?: string;
+  READYZ_TIMEOUT_MS?: string;
+  NEON_WS_PROXY?: string;
+  DATABASE_URL?: string;
+  UPSTASH_REDIS_REST_URL?: string;
+  UPSTASH_REDIS_REST_TOKEN?: string;
+  QSTASH_URL?: string;
+  QSTASH_TOKEN?: string;
+  QSTASH_CURRENT_SIGNING_KEY?: string;
+  QSTASH_NEXT_SIGNING_KEY?: string;
+  ADMIN_TOKEN?: string;
+}
+
+const SettingsSchema = z.object({
+  DATABASE_URL: z.string().min(1),
+  UPSTASH_REDIS_REST_URL: z.string().url(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+  NEON_WS_PROXY: z.string().default(""),
+  READYZ_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2000),
+  STALE_HOST_THRESHOLD_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+export type Settings = z.infer<typeof SettingsSchema>;
+
+/**
+ * Parse the settings once per isolate. A missing or bad setting is an error that names it;
+ * it is never papered over with a default for a secret.
+ */
+let cached: { source: Env; settings: Settings } | undefined;
+export function settingsOf(env: Env): Settings {
+  if (cached?.source === env) return cached.settings;
+  const parsed = SettingsSchema.safeParse(env);
+  if (!parsed.success) {
+    const names = [...new Set(parsed.error.issues.map((i) => i.path.join(".")))];
+    throw new FleetdeckError("MISCONFIGURED", `missing or invalid setting: ${names.join(", ")}`, {
+      details: parsed.error.issues.map((i) => ({ setting: i.path.join("."), problem: i.message })),
+    });
+  }
+  cached = { source: env, settings: parsed.data };
+  return parsed.data;
+}
