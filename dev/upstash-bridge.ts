@@ -11,7 +11,7 @@
  * Upstash sends them. Errors: 401 for a missing or wrong token, 400 `{"error":"ERR ..."}`.
  */
 
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import { Redis, ReplyError } from "ioredis";
 
@@ -140,7 +140,7 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
   }
 
   async function run(command: CommandArgs): Promise<Reply> {
-    const [name, ...args] = command.map(String);
+    const [name, ...args] = adapt(command);
     try {
       return (await redis.callBuffer(name!, ...args)) as Reply;
     } catch (error) {
@@ -151,14 +151,20 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
 
   async function runPipeline(commands: CommandArgs[]): Promise<Entry[]> {
     const pipeline = redis.pipeline();
-    for (const [name, ...args] of commands) pipeline.callBuffer(String(name), ...args.map(String));
+    for (const command of commands) {
+      const [name, ...args] = adapt(command);
+      pipeline.callBuffer(name!, ...args);
+    }
     const replies = (await pipeline.exec()) ?? [];
     return replies.map(toEntry);
   }
 
   async function runTransaction(commands: CommandArgs[]): Promise<Entry[]> {
     const multi = redis.multi();
-    for (const [name, ...args] of commands) multi.callBuffer(String(name), ...args.map(String));
+    for (const command of commands) {
+      const [name, ...args] = adapt(command);
+      multi.callBuffer(name!, ...args);
+    }
     try {
       const replies = (await multi.exec()) ?? [];
       return replies.map(toEntry);
@@ -183,6 +189,43 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
       redis.disconnect();
     },
   };
+}
+
+/**
+ * Upper-cased names reach Redis untouched: ioredis keys its reply transformers (HGETALL into
+ * an object, and so on) by lower-case name, and REST clients expect Redis's raw replies.
+ */
+function adapt(command: CommandArgs): string[] {
+  const [first, ...rest] = command.map(String);
+  const name = first!.toUpperCase();
+  if (name === "EVAL" || name === "EVAL_RO" || name === "SCRIPT")
+    return [name, ...rest.map(stripUnsupportedScriptFlags)];
+  if (name === "EVALSHA" || name === "EVALSHA_RO")
+    return [name, scriptShaAliases.get(rest[0]!) ?? rest[0]!, ...rest.slice(1)];
+  return [name, ...rest];
+}
+
+/**
+ * Upstash accepts the `allow-key-locking` script flag (a scheduling hint @upstash/ratelimit
+ * sets); Redis 7.0 rejects the whole script for it. The bridge drops the flag and remembers
+ * the rewritten script's SHA under the original one so EVALSHA keeps working.
+ */
+const scriptShaAliases = new Map<string, string>();
+function stripUnsupportedScriptFlags(arg: string): string {
+  if (!arg.startsWith("#!lua") || !arg.includes("allow-key-locking")) return arg;
+  const [shebang, ...body] = arg.split("\n");
+  const flags =
+    /flags=(\S*)/
+      .exec(shebang!)?.[1]
+      ?.split(",")
+      .filter((f) => f && f !== "allow-key-locking") ?? [];
+  const rewritten = [flags.length > 0 ? `#!lua flags=${flags.join(",")}` : "#!lua", ...body].join("\n");
+  scriptShaAliases.set(sha1(arg), sha1(rewritten));
+  return rewritten;
+}
+
+function sha1(text: string): string {
+  return createHash("sha1").update(text).digest("hex");
 }
 
 type Entry = { result: Reply } | { error: string };
