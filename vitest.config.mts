@@ -22,6 +22,16 @@ export default defineConfig({
         },
       },
       {
+        // End to end: each file starts the local cloud with `wrangler dev` on free ports.
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
