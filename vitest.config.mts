@@ -41,6 +41,8 @@ export default defineConfig({
                 NEON_WS_PROXY: inject("neonWsProxy"),
                 UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
                 UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
+                ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
+                SSE_HEARTBEAT_MS: "200",
               },
             },
           })),

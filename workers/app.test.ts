@@ -42,7 +42,7 @@ describe("ClientHub storage", () => {
       status: string;
       schemaVersion: number;
     };
-    expect(first).toEqual({ status: "ready", schemaVersion: 1 });
+    expect(first).toMatchObject({ status: "ready", schemaVersion: 2 });
     const tables = await runInDurableObject(stub, (_hub: ClientHub, state) =>
       state.storage.sql
         .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

@@ -1,14 +1,70 @@
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { createMiddleware } from "hono/factory";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { FleetdeckError, internalErrorBody, isFleetdeckError } from "../src/protocol/errors.js";
-import type { Env } from "./env.js";
+import { clientRoutes } from "./api/clients.js";
+import { commandRoutes } from "./api/commands.js";
+import { eventRoutes } from "./api/events.js";
+import { tokenRoutes } from "./api/tokens.js";
+import type { AppEnv } from "./app-env.js";
+import { authenticate } from "./auth.js";
+import { settingsOf } from "./env.js";
 import { log } from "./log.js";
+import { rateLimit } from "./rate-limit.js";
 import { checkReadiness } from "./readiness.js";
 
-export type AppEnv = { Bindings: Env };
+export type { AppEnv } from "./app-env.js";
 
-export function createApp(): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+/** 413 before the body is parsed; the limit is MAX_BODY_BYTES. */
+const limitBody = createMiddleware<AppEnv>(async (c, next) => {
+  const maxSize = settingsOf(c.env).MAX_BODY_BYTES;
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new FleetdeckError("PAYLOAD_TOO_LARGE", `request body exceeds ${maxSize} bytes`, {
+        details: { maxSize },
+      });
+    },
+  })(c, next);
+});
+
+/** A body that is not JSON is refused as such, rather than validated as if it were empty. */
+const requireJson = createMiddleware<AppEnv>(async (c, next) => {
+  const method = c.req.method;
+  const hasBody =
+    (c.req.header("content-length") ?? "0") !== "0" || c.req.header("transfer-encoding") !== undefined;
+  if ((method === "POST" || method === "PUT" || method === "PATCH") && hasBody) {
+    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/json") {
+      throw new FleetdeckError("UNSUPPORTED_MEDIA_TYPE", "send the body as application/json", {
+        details: { contentType: type || null },
+      });
+    }
+  }
+  return next();
+});
+
+const corsFromSettings = createMiddleware<AppEnv>(async (c, next) => {
+  const origins = settingsOf(c.env)
+    .CORS_ORIGINS.split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  if (origins.length === 0) return next();
+  return cors({
+    origin: origins.includes("*") ? "*" : origins,
+    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+    allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+    exposeHeaders: ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining"],
+    maxAge: 600,
+  })(c, next);
+});
+
+export function createApp(): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
 
   /** Liveness: answers while the isolate runs, touching nothing else. */
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -36,6 +92,29 @@ export function createApp(): Hono<AppEnv> {
     );
   });
 
+  app.use("/api/*", corsFromSettings, limitBody, requireJson, authenticate, rateLimit);
+  app.route("/", tokenRoutes());
+  app.route("/", clientRoutes());
+  app.route("/", commandRoutes());
+  app.route("/", eventRoutes());
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "An API token (fd_...), the ADMIN_TOKEN, or a client key (sk_<clientId>_<secret>) for agent routes",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Fleetdeck API",
+      version: "0.1.0",
+      description:
+        'Commands for fleets of on-prem hosts. Errors are `{"error":{"code","message","details?","retryable"}}`.',
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Fleetdeck API" }));
+
   app.notFound((c) =>
     c.json(
       new FleetdeckError("NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toBody(),
@@ -44,10 +123,22 @@ export function createApp(): Hono<AppEnv> {
   );
 
   app.onError((error, c) => {
-    if (isFleetdeckError(error)) {
-      if (error.retryAfterSec !== undefined) c.header("Retry-After", String(error.retryAfterSec));
-      if (error.status >= 500) log("error", error.message, { code: error.code, path: c.req.path });
-      return c.json(error.toBody(), error.status as ContentfulStatusCode);
+    let failure: FleetdeckError | undefined;
+    if (isFleetdeckError(error)) failure = error;
+    else if (error instanceof HTTPException && error.status === 400) {
+      // Hono's JSON validator: the body did not parse.
+      failure = new FleetdeckError("INVALID_JSON", "request body is not valid JSON");
+    }
+    if (failure) {
+      if (failure.retryAfterSec !== undefined) c.header("Retry-After", String(failure.retryAfterSec));
+      if (failure.status >= 500) {
+        log("error", failure.message, {
+          code: failure.code,
+          path: c.req.path,
+          cause: String(failure.cause ?? ""),
+        });
+      }
+      return c.json(failure.toBody(), failure.status as ContentfulStatusCode);
     }
     log("error", "unhandled error", {
       path: c.req.path,

@@ -1,9 +1,23 @@
 import { DurableObject } from "cloudflare:workers";
+import type { Command, CommandLogEntry } from "../src/domain/command.js";
+import type { Result } from "../src/domain/result.js";
+import { type CommandEvent, type CommandState, commandMachine } from "../src/machines/command.js";
+import { canonicalJson } from "../src/protocol/canonical-json.js";
+import type { ErrorCode } from "../src/protocol/errors.js";
+import type {
+  HubApi,
+  HubClientRecord,
+  HubCreateCommand,
+  HubCreated,
+  HubListCommands,
+  HubResult,
+} from "../src/protocol/hub.js";
+import { formatSse } from "../src/protocol/sse.js";
 import { migrateStorage, type StorageMigration } from "./do-storage.js";
 import type { Env } from "./env.js";
 import { log } from "./log.js";
+import { drainOutbox, type OutboxRow } from "./outbox.js";
 
-/** The hub's SQLite schema; the command plane (issue 3) adds its queue, event log and outbox. */
 const MIGRATIONS: readonly StorageMigration[] = [
   [
     `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
@@ -11,34 +25,390 @@ const MIGRATIONS: readonly StorageMigration[] = [
     `CREATE TABLE schedule (kind TEXT NOT NULL, ref TEXT NOT NULL, due_at INTEGER NOT NULL, PRIMARY KEY (kind, ref))`,
     `CREATE INDEX schedule_due ON schedule (due_at)`,
   ],
+  [
+    `CREATE TABLE client (
+       id TEXT PRIMARY KEY, name TEXT NOT NULL, tags TEXT NOT NULL, metadata TEXT NOT NULL,
+       key_hash TEXT NOT NULL, created_at INTEGER NOT NULL, key_rotated_at INTEGER, deleted_at INTEGER)`,
+    `CREATE TABLE commands (
+       id TEXT PRIMARY KEY, action TEXT NOT NULL, payload TEXT NOT NULL, priority INTEGER NOT NULL,
+       status TEXT NOT NULL, attempt INTEGER NOT NULL, timeout_sec INTEGER NOT NULL, deadline INTEGER,
+       coalesce_key TEXT, idempotency_key TEXT, result TEXT, seq INTEGER,
+       created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL, log_seq INTEGER NOT NULL)`,
+    `CREATE INDEX commands_queue ON commands (status, priority DESC, created_at)`,
+    `CREATE INDEX commands_coalesce ON commands (coalesce_key, status)`,
+    `CREATE TABLE command_log (
+       command_id TEXT NOT NULL, seq INTEGER NOT NULL, from_status TEXT, to_status TEXT NOT NULL,
+       cause TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (command_id, seq))`,
+    // The per-client event log: SSE ids are its seq, and resume replays from it.
+    `CREATE TABLE events (
+       seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, command_id TEXT, data TEXT NOT NULL, at INTEGER NOT NULL)`,
+    `CREATE TABLE idempotency (key TEXT PRIMARY KEY, body_hash TEXT NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+    // Transactional outbox: written in the same storage transaction as the change it carries.
+    `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+  ],
 ];
+
+const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+const OUTBOX_BATCH = 200;
+const SSE_RETRY_MS = 2000;
 
 type HubStatus = "initialising" | "ready" | "failed";
 
-/** One per client: that client's live truth (see ARCHITECTURE.md). */
-export class ClientHub extends DurableObject<Env> {
+interface CommandRow extends Record<string, SqlStorageValue> {
+  id: string;
+  action: string;
+  payload: string;
+  priority: number;
+  status: string;
+  attempt: number;
+  timeout_sec: number;
+  deadline: number | null;
+  coalesce_key: string | null;
+  idempotency_key: string | null;
+  result: string | null;
+  seq: number | null;
+  created_at: number;
+  updated_at: number;
+  version: number;
+  log_seq: number;
+}
+
+interface EventRow extends Record<string, SqlStorageValue> {
+  seq: number;
+  type: string;
+  command_id: string | null;
+  data: string;
+}
+
+interface Stream {
+  id: number;
+  mode: "agent" | "watch";
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  closed: boolean;
+}
+
+class HubFailure extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * One per client: that client's live truth. Its command queue and lifecycle, the agent's SSE
+ * stream with an event log for resume, idempotency keys, and the outbox to Postgres all live
+ * in this object's SQLite storage; alarms drive timeouts, expiry and the outbox.
+ */
+export class ClientHub extends DurableObject<Env> implements HubApi {
   private status: HubStatus = "initialising";
   private schemaVersion = 0;
+  private readonly sql: SqlStorage;
+  private agent: Stream | null = null;
+  private readonly watchers = new Set<Stream>();
+  private nextStreamId = 1;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.sql = ctx.storage.sql;
     void ctx
       .blockConcurrencyWhile(async () => {
-        this.schemaVersion = migrateStorage(ctx.storage.sql, MIGRATIONS);
+        this.schemaVersion = migrateStorage(this.sql, MIGRATIONS);
         this.status = "ready";
       })
       .catch((error: unknown) => {
-        // Re-thrown outside blockConcurrencyWhile so the input gate is not left broken;
-        // the next request sees the failed status and the runtime resets the object.
+        // Logged outside blockConcurrencyWhile so the input gate is not left broken.
         this.status = "failed";
         log("error", "client hub failed to initialise", { error: String(error) });
       });
   }
 
+  // ---------- client record ----------
+
+  async init(record: HubClientRecord & { keyHash: string }): Promise<HubResult<HubClientRecord>> {
+    return this.run(() => {
+      const existing = this.clientRow();
+      if (existing && existing.id !== record.id)
+        throw new HubFailure("CONFLICT", "hub belongs to another client");
+      this.sql.exec(
+        `INSERT INTO client (id, name, tags, metadata, key_hash, created_at, key_rotated_at, deleted_at)
+         VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, tags = excluded.tags, metadata = excluded.metadata,
+           key_hash = excluded.key_hash, deleted_at = NULL`,
+        record.id,
+        record.name,
+        JSON.stringify(record.tags),
+        JSON.stringify(record.metadata),
+        record.keyHash,
+        record.createdAt,
+      );
+      return this.requireClient();
+    });
+  }
+
+  async getClient(): Promise<HubResult<HubClientRecord>> {
+    return this.run(() => this.requireClient());
+  }
+
+  async rotateKey(keyHash: string): Promise<HubResult<HubClientRecord>> {
+    return this.run(() => {
+      this.requireClient();
+      this.sql.exec("UPDATE client SET key_hash = ?, key_rotated_at = ?", keyHash, Date.now());
+      // The old key stops working at once: its open stream is closed too.
+      this.closeStream(this.agent);
+      return this.requireClient();
+    });
+  }
+
+  async remove(): Promise<HubResult<{ removed: true }>> {
+    return this.run(() => {
+      this.requireClient();
+      const now = Date.now();
+      for (const row of this.liveCommands()) this.transition(row, "cancel", "client deleted", now);
+      this.sql.exec("UPDATE client SET deleted_at = ?", now);
+      this.closeStream(this.agent);
+      for (const w of this.watchers) this.closeStream(w);
+      this.afterWrite();
+      return { removed: true as const };
+    });
+  }
+
+  async verifyKey(keyHash: string): Promise<boolean> {
+    const row = this.clientRow();
+    if (!row || row.deleted_at !== null) return false;
+    return timingSafeEqualHex(String(row.key_hash), keyHash);
+  }
+
+  // ---------- commands ----------
+
+  async createCommand(input: HubCreateCommand): Promise<HubResult<HubCreated>> {
+    return this.run(() => {
+      this.requireClient();
+      const now = Date.now();
+      if (input.idempotencyKey) {
+        this.sql.exec("DELETE FROM idempotency WHERE created_at < ?", now - IDEMPOTENCY_TTL_MS);
+        const seen = this.sql
+          .exec<{ body_hash: string; response: string }>(
+            "SELECT body_hash, response FROM idempotency WHERE key = ?",
+            input.idempotencyKey,
+          )
+          .toArray()[0];
+        if (seen) {
+          if (seen.body_hash !== input.bodyHash) {
+            throw new HubFailure(
+              "IDEMPOTENCY_KEY_REUSED",
+              "this Idempotency-Key was used with a different request body",
+              { idempotencyKey: input.idempotencyKey },
+            );
+          }
+          return { replayed: true, command: JSON.parse(seen.response) as Command };
+        }
+      }
+      if (input.deadline !== null && input.deadline <= now) {
+        throw new HubFailure("VALIDATION_FAILED", "deadline is already past", {
+          issues: [{ path: ["deadline"], message: "must be in the future" }],
+        });
+      }
+      if (input.coalesceKey) {
+        const older = this.sql
+          .exec<CommandRow>(
+            "SELECT * FROM commands WHERE coalesce_key = ? AND status = 'pending'",
+            input.coalesceKey,
+          )
+          .toArray();
+        for (const row of older) this.transition(row, "cancel", `coalesced into ${input.id}`, now);
+      }
+      this.sql.exec(
+        `INSERT INTO commands (id, action, payload, priority, status, attempt, timeout_sec, deadline, coalesce_key,
+           idempotency_key, result, seq, created_at, updated_at, version, log_seq)
+         VALUES (?, ?, ?, ?, 'pending', 1, ?, ?, ?, ?, NULL, NULL, ?, ?, 0, 0)`,
+        input.id,
+        input.action,
+        JSON.stringify(input.payload),
+        input.priority,
+        input.timeoutSec,
+        input.deadline,
+        input.coalesceKey,
+        input.idempotencyKey,
+        now,
+        now,
+      );
+      const row = this.commandRow(input.id)!;
+      this.recordChange(row, null, "pending", input.cause, now);
+      if (input.deadline !== null) this.schedule("expire", input.id, input.deadline);
+      const command = toCommand(this.commandRow(input.id)!);
+      if (input.idempotencyKey) {
+        this.sql.exec(
+          "INSERT INTO idempotency (key, body_hash, response, created_at) VALUES (?, ?, ?, ?)",
+          input.idempotencyKey,
+          input.bodyHash ?? "",
+          JSON.stringify(command),
+          now,
+        );
+      }
+      this.pump();
+      this.afterWrite();
+      // Answer with what is stored now (it may already be dispatched).
+      return { replayed: false, command: toCommand(this.commandRow(input.id)!) };
+    });
+  }
+
+  async getCommand(id: string): Promise<HubResult<Command>> {
+    return this.run(() => toCommand(this.requireCommand(id)));
+  }
+
+  async listCommands(
+    query: HubListCommands,
+  ): Promise<HubResult<{ commands: Command[]; next: string | null }>> {
+    return this.run(() => {
+      this.requireClient();
+      const clauses: string[] = [];
+      const args: SqlStorageValue[] = [];
+      if (query.status) {
+        clauses.push("status = ?");
+        args.push(query.status);
+      }
+      if (query.before) {
+        clauses.push("id < ?");
+        args.push(query.before);
+      }
+      const where = clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "";
+      const rows = this.sql
+        .exec<CommandRow>(
+          `SELECT * FROM commands ${where} ORDER BY id DESC LIMIT ?`,
+          ...args,
+          query.limit + 1,
+        )
+        .toArray();
+      const page = rows.slice(0, query.limit);
+      return { commands: page.map(toCommand), next: rows.length > query.limit ? page.at(-1)!.id : null };
+    });
+  }
+
+  async commandLog(id: string): Promise<HubResult<CommandLogEntry[]>> {
+    return this.run(() => {
+      this.requireCommand(id);
+      return this.sql
+        .exec<{ seq: number; from_status: string | null; to_status: string; cause: string; at: number }>(
+          "SELECT seq, from_status, to_status, cause, at FROM command_log WHERE command_id = ? ORDER BY seq",
+          id,
+        )
+        .toArray()
+        .map((r) => ({
+          commandId: id,
+          seq: r.seq,
+          from: r.from_status as CommandState | null,
+          to: r.to_status as CommandState,
+          cause: r.cause,
+          at: r.at,
+        }));
+    });
+  }
+
+  async cancelCommand(id: string, cause: string): Promise<HubResult<Command>> {
+    return this.run(() => {
+      const row = this.requireCommand(id);
+      const wasDelivered = row.status === "dispatched" || row.status === "running";
+      const updated = this.transition(row, "cancel", cause, Date.now());
+      if (wasDelivered) this.emit("cancel", id, { id, reason: cause });
+      this.afterWrite();
+      return toCommand(updated);
+    });
+  }
+
+  async retryCommand(id: string, cause: string): Promise<HubResult<Command>> {
+    return this.run(() => {
+      const row = this.requireCommand(id);
+      const updated = this.transition(row, "retry", cause, Date.now());
+      this.pump();
+      this.afterWrite();
+      return toCommand(this.commandRow(updated.id)!);
+    });
+  }
+
+  async ackCommand(id: string): Promise<HubResult<Command>> {
+    return this.run(() => {
+      const row = this.requireCommand(id);
+      // A second ack (the agent retried after a lost answer) is answered, not refused.
+      if (row.status === "running") return toCommand(row);
+      const updated = this.transition(row, "ack", "acknowledged by agent", Date.now());
+      this.schedule("timeout", id, Date.now() + updated.timeout_sec * 1000);
+      this.afterWrite();
+      return toCommand(updated);
+    });
+  }
+
+  async progressCommand(id: string, progress: unknown): Promise<HubResult<Command>> {
+    return this.run(() => {
+      const row = this.requireCommand(id);
+      if (row.status !== "running" && row.status !== "dispatched") {
+        throw new HubFailure(
+          "INVALID_TRANSITION",
+          `command is ${row.status}; progress applies to a running command`,
+          {
+            current: row.status,
+          },
+        );
+      }
+      // Progress resets the step timeout.
+      this.schedule("timeout", id, Date.now() + row.timeout_sec * 1000);
+      this.afterWrite();
+      void progress;
+      return toCommand(row);
+    });
+  }
+
+  async postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>> {
+    return this.run(() => {
+      const row = this.requireCommand(id);
+      const incoming = canonicalJson(result);
+      if (commandMachine.terminal.has(row.status as CommandState)) {
+        if (row.result !== null && canonicalJson(JSON.parse(row.result)) === incoming) {
+          return { command: toCommand(row), duplicate: true };
+        }
+        throw new HubFailure("CONFLICT", `command is already ${row.status}`, {
+          current: row.status,
+          result: row.result === null ? null : JSON.parse(row.result),
+        });
+      }
+      const now = Date.now();
+      this.sql.exec("UPDATE commands SET result = ? WHERE id = ?", JSON.stringify(result), id);
+      const updated = this.transition(
+        this.commandRow(id)!,
+        result.success ? "complete" : "fail",
+        result.success ? "result: success" : `result: ${result.error?.code ?? "failed"}`,
+        now,
+      );
+      this.unschedule("timeout", id);
+      this.afterWrite();
+      return { command: toCommand(updated), duplicate: false };
+    });
+  }
+
+  // ---------- SSE ----------
+
   override async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/status") {
-      return Response.json({ status: this.status, schemaVersion: this.schemaVersion });
+      return Response.json({
+        status: this.status,
+        schemaVersion: this.schemaVersion,
+        agentConnected: this.agent !== null,
+        watchers: this.watchers.size,
+      });
+    }
+    if (url.pathname === "/events") {
+      const mode = url.searchParams.get("mode") === "watch" ? "watch" : "agent";
+      const lastEventId = parseLastEventId(
+        request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId"),
+      );
+      const heartbeatMs = Number(url.searchParams.get("heartbeatMs") ?? 15_000);
+      return this.openStream(mode, lastEventId, heartbeatMs);
     }
     return Response.json(
       { error: { code: "NOT_FOUND", message: "no such hub route", retryable: false } },
@@ -46,23 +416,407 @@ export class ClientHub extends DurableObject<Env> {
     );
   }
 
-  /** Idempotent by construction: it does only what the schedule table says is due now. */
+  private openStream(mode: "agent" | "watch", lastEventId: number | null, heartbeatMs: number): Response {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    const stream: Stream = { id: this.nextStreamId++, mode, writer: writable.getWriter(), closed: false };
+    stream.writer.closed.then(
+      () => this.forgetStream(stream),
+      () => this.forgetStream(stream),
+    );
+    this.write(stream, formatSse({ retry: SSE_RETRY_MS }));
+    if (mode === "agent") {
+      // A second stream for the same client replaces the first.
+      if (this.agent) this.closeStream(this.agent);
+      this.agent = stream;
+      this.replay(stream, lastEventId);
+      this.pump();
+      this.afterWrite();
+    } else {
+      this.watchers.add(stream);
+      if (lastEventId !== null) this.replayAll(stream, lastEventId);
+    }
+    this.ensureHeartbeat(Math.max(100, Math.min(heartbeatMs, 15_000)));
+    return new Response(readable, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+
+  /** Unacknowledged commands after `lastEventId` (all of them on a fresh connect), in order, once. */
+  private replay(stream: Stream, lastEventId: number | null): void {
+    const rows = this.sql
+      .exec<EventRow>(
+        `SELECT e.seq, e.type, e.command_id, e.data FROM events e
+         LEFT JOIN commands c ON c.id = e.command_id
+         WHERE e.seq > ? AND (
+           (e.type = 'command' AND c.status = 'dispatched' AND c.seq = e.seq)
+           OR (e.type = 'cancel' AND ? IS NOT NULL))
+         ORDER BY e.seq`,
+        lastEventId ?? 0,
+        lastEventId,
+      )
+      .toArray();
+    for (const row of rows)
+      this.write(stream, formatSse({ id: row.seq, event: row.type, data: JSON.parse(row.data) }));
+  }
+
+  private replayAll(stream: Stream, lastEventId: number): void {
+    const rows = this.sql
+      .exec<EventRow>(
+        "SELECT seq, type, command_id, data FROM events WHERE seq > ? ORDER BY seq",
+        lastEventId,
+      )
+      .toArray();
+    for (const row of rows)
+      this.write(stream, formatSse({ id: row.seq, event: row.type, data: JSON.parse(row.data) }));
+  }
+
+  private ensureHeartbeat(intervalMs: number): void {
+    if (this.heartbeat !== null) return;
+    this.heartbeat = setInterval(() => {
+      const frame = formatSse({ event: "heartbeat", data: { at: Date.now() } });
+      if (this.agent) this.write(this.agent, frame);
+      for (const w of this.watchers) this.write(w, frame);
+      if (!this.agent && this.watchers.size === 0 && this.heartbeat !== null) {
+        clearInterval(this.heartbeat);
+        this.heartbeat = null;
+      }
+    }, intervalMs);
+  }
+
+  private write(stream: Stream, frame: string): void {
+    if (stream.closed) return;
+    stream.writer.write(encoder.encode(frame)).catch(() => this.forgetStream(stream));
+  }
+
+  private closeStream(stream: Stream | null): void {
+    if (!stream || stream.closed) return;
+    stream.writer.close().catch(() => {});
+    this.forgetStream(stream);
+  }
+
+  private forgetStream(stream: Stream): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    if (this.agent === stream) {
+      this.agent = null;
+      this.sql.exec(
+        "INSERT INTO meta (key, value) VALUES ('last_stream_close', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        String(Date.now()),
+      );
+    }
+    this.watchers.delete(stream);
+  }
+
+  /** Append to the per-client event log and push to the agent and watchers. */
+  private emit(type: "command" | "cancel", commandId: string, data: unknown): number {
+    const now = Date.now();
+    const seq = this.sql
+      .exec<{ seq: number }>(
+        "INSERT INTO events (type, command_id, data, at) VALUES (?, ?, ?, ?) RETURNING seq",
+        type,
+        commandId,
+        JSON.stringify(data),
+        now,
+      )
+      .one().seq;
+    const frame = formatSse({ id: seq, event: type, data });
+    if (this.agent) this.write(this.agent, frame);
+    for (const w of this.watchers) this.write(w, frame);
+    return seq;
+  }
+
+  /** Dispatch queued commands, by priority then age, while the agent is connected. */
+  private pump(): void {
+    if (!this.agent) return;
+    const now = Date.now();
+    const pending = this.sql
+      .exec<CommandRow>(
+        "SELECT * FROM commands WHERE status = 'pending' ORDER BY priority DESC, created_at, id",
+      )
+      .toArray();
+    for (const row of pending) {
+      if (row.deadline !== null && row.deadline <= now) {
+        this.transition(row, "expire", "deadline passed before delivery", now);
+        continue;
+      }
+      const updated = this.transition(row, "dispatch", "sent to agent", now);
+      const seq = this.emit("command", row.id, {
+        id: row.id,
+        action: row.action,
+        payload: JSON.parse(row.payload),
+        priority: row.priority,
+        attempt: updated.attempt,
+        timeoutSec: row.timeout_sec,
+        deadline: row.deadline,
+        createdAt: row.created_at,
+      });
+      this.sql.exec("UPDATE commands SET seq = ? WHERE id = ?", seq, row.id);
+      this.unschedule("expire", row.id);
+      this.schedule("timeout", row.id, now + row.timeout_sec * 1000);
+    }
+  }
+
+  // ---------- state changes ----------
+
+  /** Apply a lifecycle event: validated by the machine, logged, and put in the outbox. */
+  private transition(row: CommandRow, event: CommandEvent, cause: string, now: number): CommandRow {
+    const from = row.status as CommandState;
+    const to = commandMachine.next(from, event);
+    if (to === undefined) {
+      throw new HubFailure("INVALID_TRANSITION", `command is ${from}; cannot ${event.replace("_", " ")}`, {
+        current: from,
+        allowed: commandMachine.allowedEvents(from),
+      });
+    }
+    const attempt = event === "retry" ? row.attempt + 1 : row.attempt;
+    if (event === "retry") this.sql.exec("UPDATE commands SET result = NULL WHERE id = ?", row.id);
+    this.sql.exec(
+      "UPDATE commands SET status = ?, attempt = ?, updated_at = ? WHERE id = ?",
+      to,
+      attempt,
+      now,
+      row.id,
+    );
+    if (commandMachine.terminal.has(to)) {
+      this.unschedule("timeout", row.id);
+      this.unschedule("expire", row.id);
+    }
+    const updated = this.commandRow(row.id)!;
+    this.recordChange(updated, from, to, cause, now);
+    return this.commandRow(row.id)!;
+  }
+
+  private recordChange(
+    row: CommandRow,
+    from: CommandState | null,
+    to: CommandState,
+    cause: string,
+    now: number,
+  ): void {
+    const logSeq = row.log_seq + 1;
+    const version = row.version + 1;
+    this.sql.exec("UPDATE commands SET log_seq = ?, version = ? WHERE id = ?", logSeq, version, row.id);
+    this.sql.exec(
+      "INSERT INTO command_log (command_id, seq, from_status, to_status, cause, at) VALUES (?, ?, ?, ?, ?, ?)",
+      row.id,
+      logSeq,
+      from,
+      to,
+      cause,
+      now,
+    );
+    const snapshot = this.commandRow(row.id)!;
+    const clientId = this.clientRow()?.id;
+    this.sql.exec(
+      "INSERT INTO outbox (kind, payload, created_at) VALUES ('command', ?, ?)",
+      JSON.stringify({
+        ...toCommand(snapshot),
+        clientId,
+        version: snapshot.version,
+        idempotencyKey: snapshot.idempotency_key,
+      }),
+      now,
+    );
+    this.sql.exec(
+      "INSERT INTO outbox (kind, payload, created_at) VALUES ('log', ?, ?)",
+      JSON.stringify({ commandId: row.id, seq: logSeq, from, to, cause, at: now }),
+      now,
+    );
+  }
+
+  /** After any write: make sure the outbox drains soon. */
+  private afterWrite(): void {
+    const waiting = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+    if (waiting > 0 && !this.hasSchedule("outbox")) this.schedule("outbox", "-", Date.now());
+    void this.rearm();
+  }
+
+  // ---------- alarms ----------
+
+  /** Idempotent: each due duty re-checks the state it acts on, so firing twice changes nothing more. */
   override async alarm(): Promise<void> {
     const now = Date.now();
-    const due = this.ctx.storage.sql
-      .exec<{ kind: string; ref: string }>("SELECT kind, ref FROM schedule WHERE due_at <= ?", now)
+    const due = this.sql
+      .exec<{ kind: string; ref: string }>(
+        "SELECT kind, ref FROM schedule WHERE due_at <= ? ORDER BY due_at",
+        now,
+      )
       .toArray();
     for (const entry of due) {
-      this.ctx.storage.sql.exec("DELETE FROM schedule WHERE kind = ? AND ref = ?", entry.kind, entry.ref);
+      this.unschedule(entry.kind, entry.ref);
+      if (entry.kind === "timeout") {
+        const row = this.commandRow(entry.ref);
+        if (row && (row.status === "dispatched" || row.status === "running")) {
+          this.transition(row, "time_out", `no result within ${row.timeout_sec}s`, now);
+          this.emit("cancel", row.id, { id: row.id, reason: "timed out" });
+        }
+      } else if (entry.kind === "expire") {
+        const row = this.commandRow(entry.ref);
+        if (row && row.status === "pending")
+          this.transition(row, "expire", "deadline passed before delivery", now);
+      } else if (entry.kind === "outbox") {
+        await this.drain(now);
+      }
     }
-    await this.rearm();
+    this.afterWrite();
+  }
+
+  private async drain(now: number): Promise<void> {
+    const rows = this.sql
+      .exec<{ id: number; kind: string; payload: string }>(
+        "SELECT id, kind, payload FROM outbox ORDER BY id LIMIT ?",
+        OUTBOX_BATCH,
+      )
+      .toArray();
+    if (rows.length === 0) return;
+    try {
+      await drainOutbox(this.env, rows as OutboxRow[]);
+      this.sql.exec("DELETE FROM outbox WHERE id <= ?", rows.at(-1)!.id);
+      this.sql.exec("DELETE FROM meta WHERE key = 'outbox_failures'");
+      if (rows.length === OUTBOX_BATCH) this.schedule("outbox", "-", now);
+    } catch (error) {
+      const failures = Number(this.meta("outbox_failures") ?? "0") + 1;
+      this.setMeta("outbox_failures", String(failures));
+      // Backoff with jitter, capped at a minute: Postgres being down delays the audit copy only.
+      const delay = Math.min(60_000, 500 * 2 ** Math.min(failures, 7)) * (0.75 + Math.random() * 0.5);
+      this.schedule("outbox", "-", now + Math.round(delay));
+      log("warn", "outbox drain failed; will retry", {
+        client_id: this.clientRow()?.id,
+        waiting: rows.length,
+        failures,
+        retry_in_ms: Math.round(delay),
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  private schedule(kind: string, ref: string, dueAt: number): void {
+    this.sql.exec(
+      "INSERT INTO schedule (kind, ref, due_at) VALUES (?, ?, ?) ON CONFLICT (kind, ref) DO UPDATE SET due_at = excluded.due_at",
+      kind,
+      ref,
+      dueAt,
+    );
+  }
+
+  private unschedule(kind: string, ref: string): void {
+    this.sql.exec("DELETE FROM schedule WHERE kind = ? AND ref = ?", kind, ref);
+  }
+
+  private hasSchedule(kind: string): boolean {
+    return this.sql.exec("SELECT 1 FROM schedule WHERE kind = ? LIMIT 1", kind).toArray().length > 0;
   }
 
   private async rearm(): Promise<void> {
-    const next = this.ctx.storage.sql
-      .exec<{ due: number | null }>("SELECT MIN(due_at) AS due FROM schedule")
-      .one().due;
-    if (next === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(next);
+    const next = this.sql.exec<{ due: number | null }>("SELECT MIN(due_at) AS due FROM schedule").one().due;
+    const current = await this.ctx.storage.getAlarm();
+    if (next === null) {
+      if (current !== null) await this.ctx.storage.deleteAlarm();
+    } else if (current !== next) {
+      await this.ctx.storage.setAlarm(next);
+    }
   }
+
+  // ---------- helpers ----------
+
+  /** Runs a unit of work as one storage transaction; expected failures become data. */
+  private run<T>(work: () => T): HubResult<T> {
+    if (this.status !== "ready") {
+      return {
+        ok: false,
+        error: { code: "DEPENDENCY_UNAVAILABLE", message: `client hub is ${this.status}` },
+      };
+    }
+    try {
+      return { ok: true, value: this.ctx.storage.transactionSync(work) };
+    } catch (error) {
+      if (error instanceof HubFailure) {
+        return { ok: false, error: { code: error.code, message: error.message, details: error.details } };
+      }
+      throw error;
+    }
+  }
+
+  private clientRow(): Record<string, SqlStorageValue> | undefined {
+    return this.sql.exec("SELECT * FROM client LIMIT 1").toArray()[0];
+  }
+
+  private requireClient(): HubClientRecord {
+    const row = this.clientRow();
+    if (!row || row.deleted_at !== null) throw new HubFailure("NOT_FOUND", "no such client");
+    return {
+      id: String(row.id),
+      name: String(row.name),
+      tags: JSON.parse(String(row.tags)) as string[],
+      metadata: JSON.parse(String(row.metadata)) as Record<string, unknown>,
+      createdAt: Number(row.created_at),
+      keyRotatedAt: row.key_rotated_at === null ? null : Number(row.key_rotated_at),
+    };
+  }
+
+  private commandRow(id: string): CommandRow | undefined {
+    return this.sql.exec<CommandRow>("SELECT * FROM commands WHERE id = ?", id).toArray()[0];
+  }
+
+  private requireCommand(id: string): CommandRow {
+    this.requireClient();
+    const row = this.commandRow(id);
+    if (!row) throw new HubFailure("NOT_FOUND", "no such command");
+    return row;
+  }
+
+  private liveCommands(): CommandRow[] {
+    return this.sql
+      .exec<CommandRow>("SELECT * FROM commands WHERE status IN ('pending', 'dispatched', 'running')")
+      .toArray();
+  }
+
+  private meta(key: string): string | undefined {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec(
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+}
+
+function toCommand(row: CommandRow): Command {
+  const clientUlid = row.id.split("_")[1]!;
+  return {
+    id: row.id,
+    clientId: `cl_${clientUlid}`,
+    action: row.action,
+    payload: JSON.parse(row.payload) as Record<string, unknown>,
+    priority: row.priority,
+    status: row.status as CommandState,
+    attempt: row.attempt,
+    timeoutSec: row.timeout_sec,
+    deadline: row.deadline,
+    coalesceKey: row.coalesce_key,
+    seq: row.seq,
+    result: row.result === null ? null : (JSON.parse(row.result) as Result),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function parseLastEventId(value: string | null): number | null {
+  if (value === null || value === "") return null;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 ? n : null;
+}
+
+function timingSafeEqualHex(a: string, b: string): boolean {
+  const ea = encoder.encode(a);
+  const eb = encoder.encode(b);
+  if (ea.length !== eb.length) return false;
+  return crypto.subtle.timingSafeEqual(ea, eb);
 }

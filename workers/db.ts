@@ -6,6 +6,7 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import * as schema from "../src/db/schema.js";
+import { FleetdeckError } from "../src/protocol/errors.js";
 
 export type Database = NeonDatabase<typeof schema>;
 
@@ -34,4 +35,27 @@ export function openDatabase(settings: { DATABASE_URL: string; NEON_WS_PROXY: st
     pool,
     close: () => pool.end().catch(() => {}),
   };
+}
+
+/**
+ * One unit of Postgres work for a request: the pool is closed after the answer (waitUntil),
+ * and a failure to reach Postgres becomes 503 DEPENDENCY_UNAVAILABLE with Retry-After.
+ */
+export async function withDatabase<T>(
+  settings: { DATABASE_URL: string; NEON_WS_PROXY: string },
+  waitUntil: (p: Promise<unknown>) => void,
+  work: (db: Database) => Promise<T>,
+): Promise<T> {
+  const handle = openDatabase(settings);
+  try {
+    return await work(handle.db);
+  } catch (error) {
+    if (error instanceof FleetdeckError) throw error;
+    throw new FleetdeckError("DEPENDENCY_UNAVAILABLE", "Postgres is unavailable", {
+      retryAfterSec: 5,
+      cause: error,
+    });
+  } finally {
+    waitUntil(handle.close());
+  }
 }

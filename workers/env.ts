@@ -17,6 +17,12 @@ export interface Env {
   QSTASH_CURRENT_SIGNING_KEY?: string;
   QSTASH_NEXT_SIGNING_KEY?: string;
   ADMIN_TOKEN?: string;
+  PUBLIC_URL?: string;
+  CORS_ORIGINS?: string;
+  MAX_BODY_BYTES?: string;
+  RATE_LIMIT_PER_MINUTE?: string;
+  RATE_LIMIT_IP_PER_MINUTE?: string;
+  SSE_HEARTBEAT_MS?: string;
 }
 
 const SettingsSchema = z.object({
@@ -27,6 +33,12 @@ const SettingsSchema = z.object({
   READYZ_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2000),
   STALE_HOST_THRESHOLD_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Comma-separated origins allowed by CORS; empty sends no CORS headers. */
+  CORS_ORIGINS: z.string().default(""),
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1_900_000).default(1_048_576),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(1200),
+  SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(15_000).default(15_000),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 

@@ -20,7 +20,7 @@ export const CreateClientSchema = z.strictObject({
 export type CreateClient = z.infer<typeof CreateClientSchema>;
 
 /** `sk_<clientId>_<secret>`: the id is readable so the edge finds the hub without a lookup. */
-export const CLIENT_KEY_PATTERN = /^sk_([A-Za-z0-9-]+)_([A-Za-z0-9_-]{32,})$/;
+export const CLIENT_KEY_PATTERN = /^sk_(cl_[0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9_-]{32,})$/;
 
 export function parseClientKey(key: string): { clientId: string; secret: string } | null {
   const match = CLIENT_KEY_PATTERN.exec(key);

@@ -1,0 +1,69 @@
+/**
+ * What the API Worker and a ClientHub say to each other over Durable Object RPC. Errors
+ * cross the boundary as data (class identity does not survive RPC) and become a
+ * FleetdeckError again on the Worker's side.
+ */
+import type { Command, CommandLogEntry } from "../domain/command.js";
+import type { Result } from "../domain/result.js";
+import type { ErrorCode } from "./errors.js";
+
+export interface HubError {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+export type HubResult<T> = { ok: true; value: T } | { ok: false; error: HubError };
+
+export interface HubClientRecord {
+  id: string;
+  name: string;
+  tags: string[];
+  metadata: Record<string, unknown>;
+  createdAt: number;
+  keyRotatedAt: number | null;
+}
+
+export interface HubCreateCommand {
+  id: string;
+  action: string;
+  payload: Record<string, unknown>;
+  priority: number;
+  timeoutSec: number;
+  deadline: number | null;
+  coalesceKey: string | null;
+  idempotencyKey: string | null;
+  /** SHA-256 of the request body, to tell a replay from a reused key. */
+  bodyHash: string | null;
+  cause: string;
+}
+
+export interface HubCreated {
+  /** 201 when created now, 200 when an idempotent replay answers the original. */
+  replayed: boolean;
+  command: Command;
+}
+
+export interface HubListCommands {
+  status?: string;
+  limit: number;
+  /** Exclusive: commands older than this id (newest first). */
+  before?: string;
+}
+
+export interface HubApi {
+  init(record: HubClientRecord & { keyHash: string }): Promise<HubResult<HubClientRecord>>;
+  getClient(): Promise<HubResult<HubClientRecord>>;
+  rotateKey(keyHash: string): Promise<HubResult<HubClientRecord>>;
+  remove(): Promise<HubResult<{ removed: true }>>;
+  verifyKey(keyHash: string): Promise<boolean>;
+  createCommand(input: HubCreateCommand): Promise<HubResult<HubCreated>>;
+  getCommand(id: string): Promise<HubResult<Command>>;
+  listCommands(query: HubListCommands): Promise<HubResult<{ commands: Command[]; next: string | null }>>;
+  commandLog(id: string): Promise<HubResult<CommandLogEntry[]>>;
+  cancelCommand(id: string, cause: string): Promise<HubResult<Command>>;
+  retryCommand(id: string, cause: string): Promise<HubResult<Command>>;
+  ackCommand(id: string): Promise<HubResult<Command>>;
+  progressCommand(id: string, progress: unknown): Promise<HubResult<Command>>;
+  postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>>;
+}

@@ -1,0 +1,112 @@
+/**
+ * Drains a ClientHub's outbox into Postgres in one transaction. Every write is an
+ * idempotent upsert: a command row only moves forward (by version) and log rows are keyed by
+ * (command_id, seq), so a batch replayed after a crash changes nothing twice.
+ */
+import { sql } from "drizzle-orm";
+import { commandLogs, commands } from "../src/db/schema.js";
+import { openDatabase } from "./db.js";
+import { type Env, settingsOf } from "./env.js";
+
+export interface OutboxRow {
+  id: number;
+  kind: string;
+  payload: string;
+}
+
+interface CommandSnapshot {
+  id: string;
+  clientId: string;
+  action: string;
+  payload: Record<string, unknown>;
+  priority: number;
+  status: string;
+  attempt: number;
+  timeoutSec: number;
+  deadline: number | null;
+  coalesceKey: string | null;
+  idempotencyKey: string | null;
+  result: unknown;
+  createdAt: number;
+  updatedAt: number;
+  version: number;
+}
+
+interface LogSnapshot {
+  commandId: string;
+  seq: number;
+  from: string | null;
+  to: string;
+  cause: string;
+  at: number;
+}
+
+export async function drainOutbox(env: Env, rows: OutboxRow[]): Promise<void> {
+  const latest = new Map<string, CommandSnapshot>();
+  const logs: LogSnapshot[] = [];
+  for (const row of rows) {
+    if (row.kind === "command") {
+      const snapshot = JSON.parse(row.payload) as CommandSnapshot;
+      const seen = latest.get(snapshot.id);
+      if (!seen || seen.version < snapshot.version) latest.set(snapshot.id, snapshot);
+    } else if (row.kind === "log") {
+      logs.push(JSON.parse(row.payload) as LogSnapshot);
+    }
+  }
+  const handle = openDatabase(settingsOf(env));
+  try {
+    await handle.db.transaction(async (tx) => {
+      if (latest.size > 0) {
+        await tx
+          .insert(commands)
+          .values(
+            [...latest.values()].map((c) => ({
+              id: c.id,
+              clientId: c.clientId,
+              action: c.action,
+              payload: c.payload,
+              priority: c.priority,
+              status: c.status,
+              attempt: c.attempt,
+              timeoutSec: c.timeoutSec,
+              deadline: c.deadline === null ? null : new Date(c.deadline),
+              coalesceKey: c.coalesceKey,
+              idempotencyKey: c.idempotencyKey,
+              result: c.result ?? null,
+              version: c.version,
+              createdAt: new Date(c.createdAt),
+              updatedAt: new Date(c.updatedAt),
+            })),
+          )
+          .onConflictDoUpdate({
+            target: commands.id,
+            set: {
+              status: sql`excluded.status`,
+              attempt: sql`excluded.attempt`,
+              result: sql`excluded.result`,
+              version: sql`excluded.version`,
+              updatedAt: sql`excluded.updated_at`,
+            },
+            setWhere: sql`${commands.version} < excluded.version`,
+          });
+      }
+      if (logs.length > 0) {
+        await tx
+          .insert(commandLogs)
+          .values(
+            logs.map((l) => ({
+              commandId: l.commandId,
+              seq: l.seq,
+              fromStatus: l.from,
+              toStatus: l.to,
+              cause: l.cause,
+              at: new Date(l.at),
+            })),
+          )
+          .onConflictDoNothing();
+      }
+    });
+  } finally {
+    await handle.close();
+  }
+}

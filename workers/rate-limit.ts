@@ -1,0 +1,57 @@
+/**
+ * Rate limits per caller (token or client key) and per IP, with @upstash/ratelimit over
+ * Upstash Redis. When Redis is unreachable the limit is not enforced (logged): dispatch must
+ * go on without Redis, and a limiter is not worth an outage.
+ */
+import { Ratelimit } from "@upstash/ratelimit";
+import { createMiddleware } from "hono/factory";
+import { FleetdeckError } from "../src/protocol/errors.js";
+import type { AppEnv } from "./app-env.js";
+import { identityOf } from "./auth.js";
+import { settingsOf } from "./env.js";
+import { log } from "./log.js";
+import { openRedis } from "./redis.js";
+
+// Shared by requests in one isolate: blocked callers are refused without a Redis round trip.
+const ephemeralCache = new Map<string, number>();
+
+export const rateLimit = createMiddleware<AppEnv>(async function rateLimit(c, next) {
+  const settings = settingsOf(c.env);
+  const identity = identityOf(c);
+  const caller = identity.kind === "client" ? `client:${identity.clientId}` : `token:${identity.tokenId}`;
+  const ip = c.req.header("cf-connecting-ip") ?? "local";
+  const redis = openRedis(settings);
+  const perCaller = new Ratelimit({
+    redis,
+    limiter: Ratelimit.slidingWindow(settings.RATE_LIMIT_PER_MINUTE, "60 s"),
+    prefix: "fd:rl:caller",
+    ephemeralCache,
+    analytics: false,
+  });
+  const perIp = new Ratelimit({
+    redis,
+    limiter: Ratelimit.slidingWindow(settings.RATE_LIMIT_IP_PER_MINUTE, "60 s"),
+    prefix: "fd:rl:ip",
+    ephemeralCache,
+    analytics: false,
+  });
+  let outcomes: { success: boolean; reset: number; limit: number; remaining: number }[];
+  try {
+    outcomes = await Promise.all([perCaller.limit(caller), perIp.limit(ip)]);
+  } catch (error) {
+    log("warn", "rate limit not enforced: Redis unavailable", { error: String(error) });
+    return next();
+  }
+  const refused = outcomes.find((o) => !o.success);
+  const tightest = outcomes.reduce((a, b) => (a.remaining <= b.remaining ? a : b));
+  c.header("RateLimit-Limit", String(tightest.limit));
+  c.header("RateLimit-Remaining", String(Math.max(0, tightest.remaining)));
+  if (refused) {
+    const retryAfterSec = Math.max(1, Math.ceil((refused.reset - Date.now()) / 1000));
+    throw new FleetdeckError("RATE_LIMITED", "too many requests", {
+      retryAfterSec,
+      details: { limit: refused.limit, resetAt: refused.reset },
+    });
+  }
+  return next();
+});
