@@ -14,8 +14,11 @@ export interface TestCloud extends LocalCloud {
  * The local cloud on free ports, with its own database on the real Postgres, the machine's
  * Redis and Mosquitto, and `wrangler dev` in a throwaway state folder.
  */
-export async function startTestCloud(vars: Record<string, string> = {}): Promise<TestCloud> {
-  const database = await createTestDatabase("fleetdeck_e2e");
+export async function startTestCloud(
+  vars: Record<string, string> = {},
+  adminDatabaseUrl?: string,
+): Promise<TestCloud> {
+  const database = await createTestDatabase("fleetdeck_e2e", adminDatabaseUrl);
   const dataDir = mkdtempSync(path.join(tmpdir(), "fleetdeck-e2e-"));
   const settings = {
     ...localSettings({

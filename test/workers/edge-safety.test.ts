@@ -15,7 +15,9 @@ describe("bad input at the edge", () => {
   it("answers malformed JSON with 400 INVALID_JSON", async () => {
     const res = await api("POST", "/api/commands", { token: ADMIN, body: "{not json" });
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: { code: "INVALID_JSON", message: "request body is not valid JSON", retryable: false } });
+    expect(res.body).toEqual({
+      error: { code: "INVALID_JSON", message: "request body is not valid JSON", retryable: false },
+    });
   });
 
   it("answers a body that is not JSON with 415", async () => {
@@ -38,7 +40,9 @@ describe("bad input at the edge", () => {
     expect(res.body.error.code).toBe("VALIDATION_FAILED");
     const paths = res.body.error.details.issues.map((i: { path: string[] }) => i.path.join("."));
     expect(paths).toEqual(expect.arrayContaining(["action", "priority"]));
-    expect(res.body.error.details.issues.some((i: { code: string }) => i.code === "unrecognized_keys")).toBe(true);
+    expect(res.body.error.details.issues.some((i: { code: string }) => i.code === "unrecognized_keys")).toBe(
+      true,
+    );
   });
 
   it("answers another client's command id with 404, and a command for an unknown client with 404", async () => {
@@ -78,7 +82,9 @@ describe("bad input at the edge", () => {
     for (let i = 0; i < 5; i++) {
       const ctx = createExecutionContext();
       const res = await app.fetch(
-        new Request("http://fleetdeck.test/api/clients", { headers: { authorization: `Bearer ${who.body.token}` } }),
+        new Request("http://fleetdeck.test/api/clients", {
+          headers: { authorization: `Bearer ${who.body.token}` },
+        }),
         limited,
         ctx,
       );
@@ -105,7 +111,10 @@ describe("bad input at the edge", () => {
       ctx,
     );
     expect(preflight.headers.get("access-control-allow-origin")).toBe("https://ops.example");
-    const none = await api("GET", "/api/clients", { token: ADMIN, headers: { origin: "https://ops.example" } });
+    const none = await api("GET", "/api/clients", {
+      token: ADMIN,
+      headers: { origin: "https://ops.example" },
+    });
     expect(none.headers.get("access-control-allow-origin")).toBeNull();
   });
 });
@@ -119,7 +128,9 @@ describe("API documentation", () => {
       expect(Object.keys(res.body.paths)).toContain(path);
     }
     const create = res.body.paths["/api/commands"].post;
-    expect(create.requestBody.content["application/json"].schema.properties.priority).toMatchObject({ maximum: 10 });
+    expect(create.requestBody.content["application/json"].schema.properties.priority).toMatchObject({
+      maximum: 10,
+    });
   });
 
   it("serves interactive docs at /docs", async () => {
