@@ -37,6 +37,8 @@ export interface LocalCloud {
   qstashToken: string;
   qstashSigningKeys: { current: string; next: string };
   mqttUrl: string;
+  /** The settings handed to the Worker (the same values wrangler dev received). */
+  workerVars: Record<string, string>;
   services: ServiceRow[];
   /** Fire the Worker's scheduled() handler once, as the cron trigger would. */
   fireCron(): Promise<void>;
@@ -159,6 +161,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       qstashToken: qstash.token,
       qstashSigningKeys: qstash.signingKeys(),
       mqttUrl,
+      workerVars: vars,
       services: [
         { service: "Worker (wrangler dev)", url: workerUrl, note: "API, Durable Objects, cron" },
         { service: "Postgres", url: redactUrl(databaseUrl), note: postgresNote },

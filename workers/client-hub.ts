@@ -14,7 +14,7 @@ import type {
 } from "../src/protocol/hub.js";
 import { formatSse } from "../src/protocol/sse.js";
 import { migrateStorage, type StorageMigration } from "./do-storage.js";
-import type { Env } from "./env.js";
+import { type Env, settingsOf } from "./env.js";
 import { log } from "./log.js";
 import { drainOutbox, type OutboxRow } from "./outbox.js";
 
@@ -630,8 +630,14 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
 
   /** After any write: make sure the outbox drains soon. */
   private afterWrite(): void {
+    // Changes within OUTBOX_FLUSH_MS share one drain (one Postgres transaction), so a busy
+    // hub does not open a connection per command; the audit copy trails by one to two windows.
     const waiting = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
-    if (waiting > 0 && !this.hasSchedule("outbox")) this.schedule("outbox", "-", Date.now());
+    if (waiting > 0 && !this.hasSchedule("outbox")) {
+      // Jittered over a second window so a fleet of busy hubs does not connect all at once.
+      const flush = settingsOf(this.env).OUTBOX_FLUSH_MS;
+      this.schedule("outbox", "-", Date.now() + flush + Math.floor(Math.random() * flush));
+    }
     void this.rearm();
   }
 

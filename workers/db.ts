@@ -25,9 +25,18 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export function openDatabase(settings: { DATABASE_URL: string; NEON_WS_PROXY: string }): DatabaseHandle {
+export function openDatabase(
+  settings: { DATABASE_URL: string; NEON_WS_PROXY: string },
+  maxConnections = 2,
+): DatabaseHandle {
   configureNeon(settings.NEON_WS_PROXY);
-  const pool = new Pool({ connectionString: settings.DATABASE_URL, max: 4, connectionTimeoutMillis: 5000 });
+  // Small on purpose: every request and every hub's outbox opens its own pool, and Postgres
+  // (or Neon's pooler) caps connections across the whole fleet.
+  const pool = new Pool({
+    connectionString: settings.DATABASE_URL,
+    max: maxConnections,
+    connectionTimeoutMillis: 5000,
+  });
   // An idle client's socket error must not become an unhandled rejection in the isolate.
   pool.on("error", () => {});
   return {

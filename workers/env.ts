@@ -23,6 +23,8 @@ export interface Env {
   RATE_LIMIT_PER_MINUTE?: string;
   RATE_LIMIT_IP_PER_MINUTE?: string;
   SSE_HEARTBEAT_MS?: string;
+  OUTBOX_FLUSH_MS?: string;
+  OUTBOX_MAX_CONCURRENT_DRAINS?: string;
 }
 
 const SettingsSchema = z.object({
@@ -39,6 +41,10 @@ const SettingsSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(1200),
   SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(15_000).default(15_000),
+  /** How long a hub gathers changes before draining them to Postgres in one transaction. */
+  OUTBOX_FLUSH_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /** Hubs in one isolate drain through at most this many Postgres connections at a time. */
+  OUTBOX_MAX_CONCURRENT_DRAINS: z.coerce.number().int().min(1).max(256).default(8),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 

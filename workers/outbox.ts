@@ -41,7 +41,33 @@ interface LogSnapshot {
   at: number;
 }
 
+/**
+ * Hubs that share an isolate drain through a few connections at a time: a fleet of busy hubs
+ * would otherwise open one Postgres connection each at once, past what Postgres (or Neon's
+ * pooler) accepts. A waiting drain just finishes later; its rows stay in the outbox meanwhile.
+ */
+class DrainSlots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  async run<T>(limit: number, work: () => Promise<T>): Promise<T> {
+    if (this.active >= limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await work();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+const slots = new DrainSlots();
+
 export async function drainOutbox(env: Env, rows: OutboxRow[]): Promise<void> {
+  const limit = settingsOf(env).OUTBOX_MAX_CONCURRENT_DRAINS;
+  return slots.run(limit, () => writeBatch(env, rows));
+}
+
+async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
   const latest = new Map<string, CommandSnapshot>();
   const logs: LogSnapshot[] = [];
   for (const row of rows) {
@@ -53,7 +79,7 @@ export async function drainOutbox(env: Env, rows: OutboxRow[]): Promise<void> {
       logs.push(JSON.parse(row.payload) as LogSnapshot);
     }
   }
-  const handle = openDatabase(settingsOf(env));
+  const handle = openDatabase(settingsOf(env), 1);
   try {
     await handle.db.transaction(async (tx) => {
       if (latest.size > 0) {

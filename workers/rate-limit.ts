@@ -1,7 +1,11 @@
 /**
  * Rate limits per caller (token or client key) and per IP, with @upstash/ratelimit over
- * Upstash Redis. When Redis is unreachable the limit is not enforced (logged): dispatch must
- * go on without Redis, and a limiter is not worth an outage.
+ * Upstash Redis, in fixed one-minute windows. The cached algorithm answers from this
+ * isolate's count after its first look at Redis in a window and updates Redis after the
+ * response (waitUntil), so a request does not wait on a Redis round trip; the price is that
+ * isolates learn of each other's requests only at the next window, so a burst spread over
+ * many isolates can pass the limit briefly. When Redis is unreachable the limit is not
+ * enforced (logged): dispatch must go on without Redis.
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import { createMiddleware } from "hono/factory";
@@ -23,14 +27,14 @@ export const rateLimit = createMiddleware<AppEnv>(async function rateLimit(c, ne
   const redis = openRedis(settings);
   const perCaller = new Ratelimit({
     redis,
-    limiter: Ratelimit.slidingWindow(settings.RATE_LIMIT_PER_MINUTE, "60 s"),
+    limiter: Ratelimit.cachedFixedWindow(settings.RATE_LIMIT_PER_MINUTE, "60 s"),
     prefix: "fd:rl:caller",
     ephemeralCache,
     analytics: false,
   });
   const perIp = new Ratelimit({
     redis,
-    limiter: Ratelimit.slidingWindow(settings.RATE_LIMIT_IP_PER_MINUTE, "60 s"),
+    limiter: Ratelimit.cachedFixedWindow(settings.RATE_LIMIT_IP_PER_MINUTE, "60 s"),
     prefix: "fd:rl:ip",
     ephemeralCache,
     analytics: false,
@@ -38,6 +42,9 @@ export const rateLimit = createMiddleware<AppEnv>(async function rateLimit(c, ne
   let outcomes: { success: boolean; reset: number; limit: number; remaining: number }[];
   try {
     outcomes = await Promise.all([perCaller.limit(caller), perIp.limit(ip)]);
+    for (const o of outcomes as { pending?: Promise<unknown> }[]) {
+      if (o.pending) c.executionCtx.waitUntil(o.pending.catch(() => {}));
+    }
   } catch (error) {
     log("warn", "rate limit not enforced: Redis unavailable", { error: String(error) });
     return next();

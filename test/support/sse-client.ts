@@ -26,9 +26,12 @@ export async function connectSse(
   const decoder = new TextDecoder();
   const closed = (async () => {
     if (!res.body) return;
+    const reader = res.body.getReader();
     try {
-      for await (const chunk of res.body) {
-        for (const event of parser.push(decoder.decode(chunk as Uint8Array, { stream: true }))) {
+      for (;;) {
+        const { value: chunk, done } = await reader.read();
+        if (done) break;
+        for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
           if (event.event === "heartbeat") continue;
           received.push(event);
           options.onEvent?.(event);

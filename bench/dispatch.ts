@@ -1,0 +1,329 @@
+/**
+ * bench/dispatch: latency from POST /api/commands to the command parsed by the agent's SSE
+ * client, with N agents connected (one per client, real SSE over loopback), beside nginx+nchan
+ * (HTTP publish to an EventSource subscriber) and Mosquitto (publish to an mqtt.js subscriber)
+ * in the same run; then sustained commands per second.
+ *
+ *   npm run bench:dispatch [-- --n 100,1000 --samples 300 --seconds 10]
+ */
+import { performance } from "node:perf_hooks";
+import mqtt from "mqtt";
+import { freePort, startLocalCloud } from "../dev/local-cloud.js";
+import { localSettings } from "../dev/settings.js";
+import type { ParsedSseEvent } from "../src/protocol/sse.js";
+import { createTestDatabase } from "../test/support/postgres.js";
+import { connectSse, type SseConnection } from "../test/support/sse-client.js";
+import { machine, startNchan, summarise, table } from "./lib.js";
+import { startWorkerdDirect } from "./workerd-direct.js";
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const SIZES = (args.get("n") ?? "100,1000").split(",").map(Number);
+const SAMPLES = Number(args.get("samples") ?? 300);
+const SECONDS = Number(args.get("seconds") ?? 10);
+const CONCURRENCY = Number(args.get("concurrency") ?? 32);
+const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
+
+/** One subscriber per target; `expect(i)` resolves with the arrival time of the next message on target i. */
+interface Fanout {
+  name: string;
+  size: number;
+  expect(i: number): Promise<number>;
+  send(i: number, body: string): Promise<void>;
+  received(): number;
+  open(): number;
+  errors(): number;
+  close(): Promise<void>;
+}
+
+class Arrivals {
+  private waiters = new Map<number, ((t: number) => void)[]>();
+  count = 0;
+  arrive(i: number): void {
+    const t = performance.now();
+    this.count++;
+    this.waiters.get(i)?.shift()?.(t);
+  }
+  expect(i: number): Promise<number> {
+    return new Promise((resolve) => {
+      const list = this.waiters.get(i) ?? [];
+      list.push(resolve);
+      this.waiters.set(i, list);
+    });
+  }
+}
+
+async function inBatches<T>(count: number, batch: number, make: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < count; i += batch) {
+    out.push(
+      ...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => make(i + j)))),
+    );
+  }
+  return out;
+}
+
+async function fleetdeckFanout(
+  name: string,
+  workerUrl: string,
+  admin: string,
+  size: number,
+): Promise<Fanout> {
+  const post = (path: string, body: unknown) =>
+    fetch(`${workerUrl}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const clients = await inBatches(size, 16, async (i) => {
+    // A well-behaved client: a 503 is retried after its Retry-After, a few times.
+    for (let attempt = 0; ; attempt++) {
+      const res = await post("/api/clients", { name: `bench-${i}` });
+      if (res.status === 201) return (await res.json()) as { id: string; clientKey: string };
+      if (res.status !== 503 || attempt >= 5)
+        throw new Error(`create client: ${res.status} ${await res.text()}`);
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, Number(res.headers.get("retry-after") ?? 1) * 1000));
+    }
+  });
+  const arrivals = new Arrivals();
+  let errors = 0;
+  const streams: SseConnection[] = await inBatches(size, 50, (i) =>
+    connectSse(`${workerUrl}/api/events/${clients[i]!.id}`, clients[i]!.clientKey, {
+      onEvent: (e: ParsedSseEvent) => {
+        if (e.event !== "command") return;
+        JSON.parse(e.data);
+        arrivals.arrive(i);
+      },
+    }),
+  );
+  let open = streams.filter((s) => s.status === 200).length;
+  for (const s of streams) {
+    void s.closed.then(() => {
+      open--;
+    });
+  }
+  return {
+    name,
+    size,
+    expect: (i) => arrivals.expect(i),
+    send: async (i, body) => {
+      const res = await post("/api/commands", {
+        clientId: clients[i]!.id,
+        action: "exec",
+        payload: { body },
+      });
+      if (res.status !== 201) errors++;
+      await res.arrayBuffer();
+    },
+    received: () => arrivals.count,
+    open: () => open,
+    errors: () => errors,
+    close: async () => {
+      for (const s of streams) s.close();
+    },
+  };
+}
+
+async function nchanFanout(size: number): Promise<Fanout> {
+  const nchan = await startNchan(await freePort());
+  const arrivals = new Arrivals();
+  let errors = 0;
+  const streams = await inBatches(size, 100, (i) =>
+    connectSse(`${nchan.url}/sub?id=c${i}`, "unused", {
+      onEvent: (e) => {
+        JSON.parse(e.data);
+        arrivals.arrive(i);
+      },
+    }),
+  );
+  let open = streams.filter((s) => s.status === 200).length;
+  for (const s of streams) {
+    void s.closed.then(() => {
+      open--;
+    });
+  }
+  return {
+    name: "nginx+nchan",
+    size,
+    expect: (i) => arrivals.expect(i),
+    send: async (i, body) => {
+      const res = await fetch(`${nchan.url}/pub?id=c${i}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ action: "exec", payload: { body } }),
+      });
+      if (res.status >= 300) errors++;
+      await res.arrayBuffer();
+    },
+    received: () => arrivals.count,
+    open: () => open,
+    errors: () => errors,
+    close: async () => {
+      for (const s of streams) s.close();
+      nchan.stop();
+    },
+  };
+}
+
+async function mosquittoFanout(size: number): Promise<Fanout> {
+  const arrivals = new Arrivals();
+  const run = Math.random().toString(36).slice(2, 8);
+  const subscribers = await inBatches(size, 50, async (i) => {
+    const c = await mqtt.connectAsync(MQTT_URL, { clientId: `bench-sub-${run}-${i}`, reconnectPeriod: 0 });
+    await c.subscribeAsync(`bench/${run}/${i}`, { qos: 1 });
+    c.on("message", (_t, payload) => {
+      JSON.parse(payload.toString());
+      arrivals.arrive(i);
+    });
+    return c;
+  });
+  const publisher = await mqtt.connectAsync(MQTT_URL, { clientId: `bench-pub-${run}` });
+  let errors = 0;
+  return {
+    name: "mosquitto",
+    size,
+    expect: (i) => arrivals.expect(i),
+    send: async (i, body) => {
+      await publisher
+        .publishAsync(`bench/${run}/${i}`, JSON.stringify({ action: "exec", payload: { body } }), { qos: 1 })
+        .catch(() => {
+          errors++;
+        });
+    },
+    received: () => arrivals.count,
+    open: () => subscribers.filter((s) => s.connected).length,
+    errors: () => errors,
+    close: async () => {
+      await Promise.all([...subscribers, publisher].map((s) => s.endAsync()));
+    },
+  };
+}
+
+async function measure(f: Fanout) {
+  // Warm up the path to every target once, then sample one at a time.
+  for (let i = 0; i < Math.min(f.size, 20); i++) {
+    const arrived = f.expect(i);
+    await f.send(i, "warm");
+    await arrived;
+  }
+  const samples: number[] = [];
+  for (let k = 0; k < SAMPLES; k++) {
+    const i = Math.floor(Math.random() * f.size);
+    const arrived = f.expect(i);
+    const t0 = performance.now();
+    await f.send(i, `s${k}`);
+    samples.push((await arrived) - t0);
+  }
+  // Sustained: CONCURRENCY senders for SECONDS; count what reaches subscribers.
+  const before = f.received();
+  const started = performance.now();
+  let sent = 0;
+  const until = started + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < until) {
+        await f.send(Math.floor(Math.random() * f.size), "load");
+        sent++;
+      }
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    latency: summarise(samples),
+    perSecond: (f.received() - before) / elapsed,
+    sent,
+    open: f.open(),
+    errors: f.errors(),
+  };
+}
+
+async function main() {
+  console.log(`bench/dispatch on ${machine()}`);
+  console.log(
+    `samples ${SAMPLES} per system, sustained ${SECONDS}s with ${CONCURRENCY} concurrent senders\n`,
+  );
+  const database = await createTestDatabase("fleetdeck_bench");
+  const settings = {
+    ...localSettings({
+      DATABASE_URL: database.url,
+      MQTT_URL,
+      FLEETDECK_DATA_DIR: `/tmp/fleetdeck-bench-${process.pid}`,
+    }),
+    workerPort: 0,
+    neonProxyPort: 0,
+    redisRestPort: 0,
+    qstashPort: 0,
+  };
+  // Outbox drains every 5-10 s per hub: at N = 1,000 a drain per hub per second would need
+  // more connections than this machine's Postgres allows (max_connections = 100).
+  const benchVars = {
+    RATE_LIMIT_PER_MINUTE: "100000000",
+    RATE_LIMIT_IP_PER_MINUTE: "100000000",
+    LOG_LEVEL: "warn",
+    OUTBOX_FLUSH_MS: process.env.OUTBOX_FLUSH_MS ?? "5000",
+  };
+  let drainFailures = 0;
+  const cloud = await startLocalCloud({
+    settings,
+    vars: benchVars,
+    onWorkerOutput: (line) => {
+      if (line.includes("outbox drain failed")) drainFailures++;
+    },
+  });
+  // The same Worker and stand-ins, served by workerd without wrangler dev's proxy in front.
+  const direct = await startWorkerdDirect({ ...cloud.workerVars, ...benchVars });
+  const rows: (string | number)[][] = [];
+  try {
+    for (const size of SIZES) {
+      const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+      for (const make of [
+        () => nchanFanout(size),
+        () => mosquittoFanout(size),
+        () => fleetdeckFanout("fleetdeck (workerd)", direct.url, cloud.adminToken, size),
+        () => fleetdeckFanout("fleetdeck (wrangler dev)", cloud.workerUrl, cloud.adminToken, size),
+      ]) {
+        const f = await make();
+        try {
+          process.stdout.write(`N=${size} ${f.name}: ${f.open()} subscribers open, measuring...\n`);
+          results[f.name] = await measure(f);
+        } finally {
+          await f.close();
+        }
+      }
+      const nchanP99 = results["nginx+nchan"]!.latency.p99;
+      for (const [name, r] of Object.entries(results)) {
+        rows.push([
+          size,
+          name,
+          r.latency.p50,
+          r.latency.p99,
+          r.latency.p99 / nchanP99,
+          r.perSecond,
+          `${r.open}/${size}`,
+          r.errors,
+        ]);
+      }
+    }
+  } finally {
+    await direct.stop();
+    await cloud.stop();
+    await database.drop();
+  }
+  console.log();
+  console.log(
+    table(
+      ["N", "system", "p50 ms", "p99 ms", "p99 / nchan p99", "delivered/s", "streams open at end", "errors"],
+      rows,
+    ),
+  );
+  console.log(`\nOutbox drains that failed and were retried (wrangler dev instance): ${drainFailures}`);
+  console.log("Goal: fleetdeck p99 <= 2x nchan p99 at N=100; 1,000 agent streams held without errors.");
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

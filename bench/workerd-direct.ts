@@ -1,0 +1,64 @@
+/**
+ * The Worker in workerd through Miniflare directly, without wrangler dev's proxy in front.
+ * `wrangler dev` tops out near 500 trivial requests per second on this machine (its dev proxy),
+ * which would hide what the Worker itself costs; benchmarks report both.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { REPO_ROOT } from "../dev/local-cloud.js";
+
+export interface DirectWorker {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startWorkerdDirect(vars: Record<string, string>): Promise<DirectWorker> {
+  const outdir = mkdtempSync(path.join(os.tmpdir(), "fleetdeck-bundle-"));
+  execFileSync(
+    path.join(REPO_ROOT, "node_modules/.bin/wrangler"),
+    ["deploy", "--dry-run", "--outdir", outdir],
+    {
+      cwd: REPO_ROOT,
+      stdio: "ignore",
+    },
+  );
+  const toml = readFileSync(path.join(REPO_ROOT, "wrangler.toml"), "utf8");
+  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)?.[1] ?? "2026-11-01";
+  const tomlVars = Object.fromEntries(
+    [...toml.matchAll(/^([A-Z_]+)\s*=\s*"([^"]*)"\s*$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+  const persist = mkdtempSync(path.join(os.tmpdir(), "fleetdeck-do-"));
+  // Miniflare 5 takes a new options shape; convert from the classic (v4) one.
+  const options = convertV4MiniflareOptions({
+    workers: [
+      {
+        name: "fleetdeck",
+        modules: true,
+        scriptPath: path.join(outdir, "index.js"),
+        modulesRoot: outdir,
+        compatibilityDate,
+        compatibilityFlags: ["nodejs_compat"],
+        durableObjects: {
+          CLIENT_HUB: { className: "ClientHub", useSQLite: true },
+          FLEET_FEED: { className: "FleetFeed", useSQLite: true },
+        },
+        bindings: { ...tomlVars, ...vars },
+      },
+    ],
+    host: "127.0.0.1",
+    port: 0,
+  } as Parameters<typeof convertV4MiniflareOptions>[0]);
+  const mf = new Miniflare(options);
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return {
+    url,
+    stop: async () => {
+      await mf.dispose();
+      rmSync(outdir, { recursive: true, force: true });
+      rmSync(persist, { recursive: true, force: true });
+    },
+  };
+}
