@@ -1,0 +1,238 @@
+/**
+ * BulkLogger: log lines (the agent's own and its devices') batched into per-client Redis
+ * streams. A bounded queue; a flush at `batchSize` entries or every `flushIntervalMs`,
+ * whichever comes first; one pipelined request per batch, each XADD trimmed with `MAXLEN ~`.
+ *
+ * Guarantees (RELIABILITY.md, invariant 6): a line accepted by `log()`/`logSync()` reaches
+ * Redis or waits in the on-disk spool, in order. When Redis is down, batches are written to
+ * the spool (one fsynced file per batch) and replayed, oldest first, when it answers again;
+ * while anything is spooled, new batches queue behind it so order holds. Lines are dropped
+ * only when a bound forces it: the in-memory queue (`queueLimit`, oldest first) or the spool
+ * (`spoolLimitBytes`, oldest batch first); every drop is counted (`dropped`).
+ */
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import path from "node:path";
+import type { Redis as UpstashRedis } from "@upstash/redis";
+import type { Redis as IORedis } from "ioredis";
+
+export interface LogEntry {
+  /** The Redis stream key. */
+  stream: string;
+  fields: Record<string, string>;
+}
+
+/** One interface over both ways to reach Redis. */
+export interface LogSink {
+  readonly kind: string;
+  write(batch: LogEntry[], maxLen: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class UpstashLogSink implements LogSink {
+  readonly kind = "upstash-rest";
+  constructor(private readonly redis: UpstashRedis) {}
+  async write(batch: LogEntry[], maxLen: number): Promise<void> {
+    const p = this.redis.pipeline();
+    for (const e of batch)
+      p.xadd(e.stream, "*", e.fields, { trim: { type: "MAXLEN", threshold: maxLen, comparison: "~" } });
+    await p.exec();
+  }
+  async close(): Promise<void> {}
+}
+
+export class TcpRedisLogSink implements LogSink {
+  readonly kind = "redis-tcp";
+  constructor(private readonly redis: IORedis) {}
+  async write(batch: LogEntry[], maxLen: number): Promise<void> {
+    const p = this.redis.pipeline();
+    for (const e of batch) p.xadd(e.stream, "MAXLEN", "~", maxLen, "*", ...Object.entries(e.fields).flat());
+    const results = (await p.exec()) ?? [];
+    const failed = results.find(([error]) => error);
+    if (failed) throw failed[0];
+  }
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
+
+export interface BulkLoggerOptions {
+  sink: LogSink;
+  spoolDir: string;
+  batchSize: number;
+  flushIntervalMs: number;
+  queueLimit: number;
+  maxLen: number;
+  spoolLimitBytes?: number;
+  onError?: (error: unknown) => void;
+}
+
+export interface BulkLoggerStats {
+  queued: number;
+  spooledBatches: number;
+  spooledEntries: number;
+  spoolBytes: number;
+  dropped: number;
+  written: number;
+  redisHealthy: boolean;
+}
+
+export class BulkLogger {
+  private queue: LogEntry[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private closed = false;
+  private seq: number;
+  private spoolBytes = 0;
+  private spoolEntries = 0;
+  private spoolFiles: string[];
+  private stats = { dropped: 0, written: 0, redisHealthy: true };
+  private readonly spoolLimit: number;
+
+  constructor(private readonly options: BulkLoggerOptions) {
+    mkdirSync(options.spoolDir, { recursive: true });
+    this.spoolLimit = options.spoolLimitBytes ?? 256 * 1024 * 1024;
+    // Batches left by an earlier run are replayed first.
+    this.spoolFiles = readdirSync(options.spoolDir)
+      .filter((f) => f.endsWith(".batch"))
+      .sort();
+    for (const f of this.spoolFiles) {
+      const file = path.join(options.spoolDir, f);
+      this.spoolBytes += statSync(file).size;
+      this.spoolEntries += countLines(file);
+    }
+    this.seq =
+      this.spoolFiles.length > 0 ? Number.parseInt(this.spoolFiles.at(-1)!, 10) + 1 : Date.now() * 1000;
+    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** For async callers: waits for room when the queue is full instead of dropping. */
+  async log(entry: LogEntry): Promise<void> {
+    if (this.queue.length >= this.options.queueLimit) await this.flush();
+    this.logSync(entry);
+  }
+
+  /** For sync callers: never waits; past the bound the oldest queued line is dropped (counted). */
+  logSync(entry: LogEntry): void {
+    if (this.closed) {
+      this.stats.dropped++;
+      return;
+    }
+    this.queue.push(entry);
+    if (this.queue.length > this.options.queueLimit) {
+      this.queue.shift();
+      this.stats.dropped++;
+    }
+    if (this.queue.length >= this.options.batchSize) void this.flush(true);
+  }
+
+  statistics(): BulkLoggerStats {
+    return {
+      queued: this.queue.length,
+      spooledBatches: this.spoolFiles.length,
+      spooledEntries: this.spoolEntries,
+      spoolBytes: this.spoolBytes,
+      dropped: this.stats.dropped,
+      written: this.stats.written,
+      redisHealthy: this.stats.redisHealthy,
+    };
+  }
+
+  /**
+   * Writes out what is queued (to Redis, or to the spool); with `fullOnly`, only whole batches
+   * (the size trigger), otherwise everything (the interval, shutdown). One flush runs at a time.
+   */
+  flush(fullOnly = false): Promise<void> {
+    if (this.flushing)
+      return this.flushing.then(() => (this.queue.length > 0 ? this.flush(fullOnly) : undefined));
+    this.flushing = this.drain(fullOnly).finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  /** Flush and stop. Anything Redis does not take now stays in the spool for next time. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush();
+    this.closed = true;
+    await this.options.sink.close();
+  }
+
+  private async drain(fullOnly: boolean): Promise<void> {
+    // Spooled batches go first, oldest first, so order holds across an outage.
+    while (this.spoolFiles.length > 0) {
+      const name = this.spoolFiles[0]!;
+      const file = path.join(this.options.spoolDir, name);
+      const batch = readFileSync(file, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as LogEntry);
+      if (!(await this.send(batch))) break;
+      this.forgetSpooled(name, file, batch.length);
+    }
+    while (this.queue.length >= (fullOnly ? this.options.batchSize : 1)) {
+      const batch = this.queue.splice(0, this.options.batchSize);
+      if (this.spoolFiles.length > 0 || !(await this.send(batch))) this.spool(batch);
+    }
+  }
+
+  private async send(batch: LogEntry[]): Promise<boolean> {
+    try {
+      await this.options.sink.write(batch, this.options.maxLen);
+      this.stats.written += batch.length;
+      this.stats.redisHealthy = true;
+      return true;
+    } catch (error) {
+      if (this.stats.redisHealthy) this.options.onError?.(error);
+      this.stats.redisHealthy = false;
+      return false;
+    }
+  }
+
+  private spool(batch: LogEntry[]): void {
+    const name = `${String(this.seq++).padStart(20, "0")}.batch`;
+    const file = path.join(this.options.spoolDir, name);
+    const text = `${batch.map((e) => JSON.stringify(e)).join("\n")}\n`;
+    const fd = openSync(file, "w");
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.spoolFiles.push(name);
+    this.spoolBytes += Buffer.byteLength(text);
+    this.spoolEntries += batch.length;
+    while (this.spoolBytes > this.spoolLimit && this.spoolFiles.length > 1) {
+      const oldest = this.spoolFiles[0]!;
+      const oldestFile = path.join(this.options.spoolDir, oldest);
+      const lines = countLines(oldestFile);
+      this.forgetSpooled(oldest, oldestFile, lines);
+      this.stats.dropped += lines;
+    }
+  }
+
+  private forgetSpooled(name: string, file: string, entries: number): void {
+    const size = statSync(file).size;
+    rmSync(file, { force: true });
+    this.spoolFiles.shift();
+    this.spoolBytes -= size;
+    this.spoolEntries -= entries;
+    void name;
+  }
+}
+
+function countLines(file: string): number {
+  return readFileSync(file, "utf8").split("\n").filter(Boolean).length;
+}

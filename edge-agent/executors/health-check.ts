@@ -1,0 +1,12 @@
+import { z } from "zod";
+import { sampleHealth } from "../health.js";
+import { defineExecutor } from "./types.js";
+
+/** A health sample taken now. */
+export const healthCheck = defineExecutor({
+  action: "health-check",
+  payload: z.strictObject({}),
+  async run(_payload, ctx) {
+    return sampleHealth(ctx.config, ctx.supervisor);
+  },
+});
