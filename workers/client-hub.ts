@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Command, CommandLogEntry } from "../src/domain/command.js";
+import type { Heartbeat } from "../src/domain/host.js";
 import type { Result } from "../src/domain/result.js";
 import { type CommandEvent, type CommandState, commandMachine } from "../src/machines/command.js";
 import { canonicalJson } from "../src/protocol/canonical-json.js";
@@ -340,6 +341,17 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       this.schedule("timeout", id, Date.now() + updated.timeout_sec * 1000);
       this.afterWrite();
       return toCommand(updated);
+    });
+  }
+
+  /** The agent's heartbeat: last seen (edge clock) and its health summary. */
+  async recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>> {
+    return this.run(() => {
+      this.requireClient();
+      const now = Date.now();
+      this.setMeta("last_seen", String(now));
+      this.setMeta("last_heartbeat", JSON.stringify(heartbeat));
+      return { receivedAt: now };
     });
   }
 

@@ -8,6 +8,9 @@ export type HostStatus = z.infer<typeof HostStatusSchema>;
 /** The health summary an agent sends with each heartbeat. */
 export const HeartbeatSchema = z.strictObject({
   agentVersion: z.string().max(64),
+  hostname: z.string().max(255).optional(),
+  uptimeSec: z.number().nonnegative().optional(),
+  load: z.array(z.number()).max(3).optional(),
   cpuPercent: z.number().min(0).max(100).optional(),
   memoryPercent: z.number().min(0).max(100).optional(),
   diskPercent: z.number().min(0).max(100).optional(),
@@ -19,6 +22,8 @@ export const HeartbeatSchema = z.strictObject({
     .optional(),
   queueDepth: z.number().int().nonnegative().optional(),
   spoolDepth: z.number().int().nonnegative().optional(),
+  runningCommands: z.number().int().nonnegative().optional(),
+  undeliveredResults: z.number().int().nonnegative().optional(),
   sentAt: TimestampSchema.optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;

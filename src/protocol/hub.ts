@@ -4,6 +4,7 @@
  * FleetdeckError again on the Worker's side.
  */
 import type { Command, CommandLogEntry } from "../domain/command.js";
+import type { Heartbeat } from "../domain/host.js";
 import type { Result } from "../domain/result.js";
 import type { ErrorCode } from "./errors.js";
 
@@ -66,4 +67,5 @@ export interface HubApi {
   ackCommand(id: string): Promise<HubResult<Command>>;
   progressCommand(id: string, progress: unknown): Promise<HubResult<Command>>;
   postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>>;
+  recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>>;
 }

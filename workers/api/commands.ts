@@ -9,6 +9,7 @@ import {
   CommandStatusSchema,
   CreateCommandSchema,
 } from "../../src/domain/command.js";
+import { HeartbeatSchema } from "../../src/domain/host.js";
 import { clientIdOfCommand, isClientId, newCommandId, sha256Hex } from "../../src/domain/ids.js";
 import { ResultSchema } from "../../src/domain/result.js";
 import { canonicalJson } from "../../src/protocol/canonical-json.js";
@@ -341,6 +342,23 @@ export function commandRoutes() {
       requireAgentOf(identityOf(c), clientId);
       const { command } = await unwrap(hubFor(c.env, clientId).postResult(id, c.req.valid("json")));
       return c.json(command, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/heartbeat",
+      summary: "Agent: I am alive, with a health summary",
+      description: "Sent every few seconds by the agent; the edge records when it last heard from the host.",
+      security,
+      request: { body: jsonBody(HeartbeatSchema) },
+      responses: { 200: jsonResponse(z.object({ receivedAt: z.number() }), "Recorded"), ...errorResponses },
+    }),
+    async (c) => {
+      const identity = identityOf(c);
+      if (identity.kind !== "client") throw new FleetdeckError("FORBIDDEN", "only an agent sends heartbeats");
+      return c.json(await unwrap(hubFor(c.env, identity.clientId).recordHeartbeat(c.req.valid("json"))), 200);
     },
   );
 

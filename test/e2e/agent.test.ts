@@ -1,0 +1,251 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { Redis as IORedis } from "ioredis";
+import mqtt from "mqtt";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../dev/local-cloud.js";
+import { type AgentProcess, startAgent, writeAgentConfig } from "../support/agent-process.js";
+import { call } from "../support/http.js";
+import { startTestCloud, type TestCloud } from "../support/local-cloud.js";
+import { createPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+
+const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
+let cloud: TestCloud;
+let redis: PrivateRedis;
+const agents: AgentProcess[] = [];
+
+beforeAll(async () => {
+  cloud = await startTestCloud();
+  redis = createPrivateRedis(await freePort());
+  await redis.start();
+}, 120_000);
+
+afterEach(async () => {
+  for (const a of agents.splice(0)) {
+    if (a.child.exitCode === null) {
+      a.signal("SIGKILL");
+      await a.exited;
+    }
+    rmSync(a.dir, { recursive: true, force: true });
+  }
+});
+
+afterAll(async () => {
+  await redis?.stop();
+  await cloud?.stop();
+});
+
+const api = (method: string, p: string, token?: string, body?: unknown) =>
+  call(cloud.workerUrl, method, p, token, body);
+
+async function newClient() {
+  const res = await api("POST", "/api/clients", cloud.adminToken, { name: "agent-host" });
+  return { id: res.body.id as string, key: res.body.clientKey as string };
+}
+
+async function launch(client: { key: string }, extra: Record<string, unknown> = {}) {
+  const { configFile, dir } = writeAgentConfig({
+    serverUrl: cloud.workerUrl,
+    clientKey: client.key,
+    redisUrl: redis.url,
+    logBatchSize: 5,
+    logFlushIntervalSecs: 0.2,
+    heartbeatIntervalSecs: 1,
+    shutdownGraceSecs: 5,
+    maxOutputBytes: 4096,
+    scripts: {
+      hello: { argv: ["echo", "hello from the agent"] },
+      big: { argv: ["head", "-c", "100000", "/dev/zero"] },
+      failing: { argv: ["sh", "-c", "echo broken >&2; exit 3"] },
+      slow: { argv: ["sleep", "3"] },
+      marked: { argv: ["sh", "-c", `echo ran >> ${"$MARK"}; sleep 4`], shell: false },
+    },
+    processes: { worker: { command: ["sleep", "1000"] } },
+    logFiles: { app: "/tmp/placeholder.log" },
+    ...extra,
+  });
+  const agent = startAgent(configFile);
+  agents.push(agent);
+  await agent.waitForLog("connected to the edge");
+  return { agent, dir };
+}
+
+async function command(
+  clientId: string,
+  action: string,
+  payload: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+) {
+  const res = await api("POST", "/api/commands", cloud.adminToken, { clientId, action, payload, ...extra });
+  expect(res.status).toBe(201);
+  return res.body.id as string;
+}
+
+async function finished(id: string, timeoutMs = 15_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await api("GET", `/api/commands/${id}`, cloud.adminToken);
+    if (["completed", "failed", "timed_out", "canceled"].includes(res.body.status)) return res.body;
+    if (Date.now() > until) throw new Error(`command ${id} still ${res.body.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
+  it("runs each executor and reports typed results", async () => {
+    const client = await newClient();
+    const logFile = path.join("/tmp", `fleetdeck-e2e-${client.id}.log`);
+    writeFileSync(logFile, Array.from({ length: 50 }, (_, i) => `line ${i}`).join("\n") + "\n");
+    const { agent } = await launch(client, { logFiles: { app: logFile }, mqttUrl: MQTT_URL });
+    try {
+      const hello = await finished(await command(client.id, "exec", { script: "hello" }));
+      expect(hello).toMatchObject({
+        status: "completed",
+        result: { success: true, data: { exitCode: 0, stdout: "hello from the agent\n" } },
+      });
+
+      const failing = await finished(await command(client.id, "exec", { script: "failing" }));
+      expect(failing.result.error.code).toBe("EXIT_NONZERO");
+      expect(failing.result.data.stderr).toBe("broken\n");
+
+      const notAllowed = await finished(await command(client.id, "exec", { script: "rm -rf /" }));
+      expect(notAllowed.result.error.code).toBe("SCRIPT_NOT_ALLOWED");
+
+      const health = await finished(await command(client.id, "health-check"));
+      expect(health.result.data.cpuPercent).toBeGreaterThanOrEqual(0);
+      expect(health.result.data.memoryPercent).toBeLessThanOrEqual(100);
+
+      const restart = await finished(await command(client.id, "restart-process", { name: "worker" }));
+      expect(restart.status).toBe("completed");
+      expect(restart.result.data.oldPid).toBeGreaterThan(0);
+      expect(restart.result.data.newPid).toBeGreaterThan(0);
+      expect(restart.result.data.newPid).not.toBe(restart.result.data.oldPid);
+
+      const logs = await finished(await command(client.id, "collect-logs", { file: "app", lines: 3 }));
+      expect(logs.result.data.text).toBe("line 47\nline 48\nline 49");
+
+      const capped = await finished(await command(client.id, "exec", { script: "big" }));
+      expect(capped.result.data.truncated).toBe(true);
+      expect(capped.result.data.stdout.length).toBeLessThanOrEqual(4096);
+
+      const unknown = await finished(await command(client.id, "teleport"));
+      expect(unknown.result.error.code).toBe("UNKNOWN_ACTION");
+      const badPayload = await finished(await command(client.id, "restart-process", { nom: "x" }));
+      expect(badPayload.result.error.code).toBe("INVALID_PAYLOAD");
+
+      const print = await finished(await command(client.id, "print", { file: logFile, copies: 2 }));
+      // No CUPS on the build machines: a typed failure, not a crash.
+      if (!existsSync("/usr/bin/lp")) expect(print.result.error.code).toBe("PROGRAM_NOT_FOUND");
+      const shot = await finished(await command(client.id, "screenshot", {}));
+      if (!process.env.DISPLAY) expect(shot.result.error.code).toBe("NO_DISPLAY");
+
+      // device-command: a simulated device answers on the reply topic with the correlation id.
+      const device = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: `dev-${client.id}` });
+      await device.subscribeAsync("devices/lamp-1/command", { qos: 1 });
+      device.on("message", (_t, payload, packet) => {
+        const req = JSON.parse(payload.toString());
+        void device.publishAsync(
+          packet.properties?.responseTopic ?? req.replyTo,
+          JSON.stringify({ correlationId: req.correlationId, ok: true, echo: req.command }),
+          {
+            qos: 1,
+            properties: { correlationData: packet.properties?.correlationData },
+          },
+        );
+      });
+      const reply = await finished(
+        await command(client.id, "device-command", { deviceId: "lamp-1", command: { on: true } }),
+      );
+      await device.endAsync();
+      expect(reply.result.data.reply).toMatchObject({ ok: true, echo: { on: true } });
+      const silent = await finished(
+        await command(client.id, "device-command", { deviceId: "ghost", command: {}, timeoutMs: 300 }),
+      );
+      expect(silent.result.error.code).toBe("DEVICE_TIMEOUT");
+    } finally {
+      rmSync(logFile, { force: true });
+    }
+    expect(agent.output.some((l) => l.includes("Error:") && l.includes("at "))).toBe(false);
+  });
+
+  it("does not run a command twice after kill -9 mid-command, and delivers a result on restart", async () => {
+    const client = await newClient();
+    const mark = path.join("/tmp", `fleetdeck-mark-${client.id}`);
+    const first = await launch(client, {
+      scripts: { marked: { argv: ["sh", "-c", `echo ran >> ${mark}; sleep 4`] } },
+    });
+    const id = await command(client.id, "exec", { script: "marked" });
+    await first.agent.waitForLog("command started", { command_id: id });
+    await new Promise((r) => setTimeout(r, 300));
+    first.agent.signal("SIGKILL");
+    await first.agent.exited;
+    // Same data dir: the journal knows what ran.
+    const again = startAgent(first.agent.configFile);
+    agents.push(again);
+    await again.waitForLog("command interrupted by an agent restart; reported, not rerun", {
+      command_id: id,
+    });
+    const done = await finished(id);
+    expect(done.status).toBe("failed");
+    expect(done.result.error.code).toBe("AGENT_RESTARTED");
+    expect(readFileSync(mark, "utf8")).toBe("ran\n");
+    rmSync(mark, { force: true });
+  });
+
+  it("spools its logs while Redis is down and writes every line, in order, when Redis returns", async () => {
+    const client = await newClient();
+    const { agent } = await launch(client);
+    const stream = `fd:logs:${client.id}`;
+    await redis.stop();
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push(await command(client.id, "exec", { script: "hello" }));
+    for (const id of ids) await finished(id);
+    await agent.waitForLog("redis unreachable; log lines go to the spool");
+    await redis.start();
+    const check = new IORedis(redis.url);
+    try {
+      await expect
+        .poll(
+          async () =>
+            (await check.xrange(stream, "-", "+")).filter(([, f]) => f.includes("command finished")).length,
+          {
+            timeout: 15_000,
+          },
+        )
+        .toBe(4);
+      const finishedLines = (await check.xrange(stream, "-", "+"))
+        .map(([, f]) =>
+          Object.fromEntries(Array.from({ length: f.length / 2 }, (_, i) => [f[2 * i], f[2 * i + 1]])),
+        )
+        .filter((f) => f.msg === "command finished")
+        .map((f) => f.command_id);
+      expect(finishedLines).toEqual(ids);
+    } finally {
+      check.disconnect();
+    }
+  });
+
+  it("on SIGTERM lets a running command finish within the grace period, then exits 0", async () => {
+    const client = await newClient();
+    const { agent } = await launch(client);
+    const id = await command(client.id, "exec", { script: "slow" });
+    await agent.waitForLog("command started", { command_id: id });
+    agent.signal("SIGTERM");
+    expect(await agent.exited).toBe(0);
+    expect((await finished(id)).status).toBe("completed");
+  });
+
+  it("on SIGTERM fails a command that outlasts the grace period as interrupted", async () => {
+    const client = await newClient();
+    const { agent } = await launch(client, {
+      shutdownGraceSecs: 0.5,
+      scripts: { forever: { argv: ["sleep", "60"] } },
+    });
+    const id = await command(client.id, "exec", { script: "forever" });
+    await agent.waitForLog("command started", { command_id: id });
+    agent.signal("SIGTERM");
+    expect(await agent.exited).toBe(0);
+    const done = await finished(id);
+    expect(done.result.error.code).toBe("INTERRUPTED");
+  });
+});
