@@ -338,34 +338,34 @@ export class Agent {
 
   // ---------- MQTT ----------
 
+  /**
+   * MQTT 5 first; a broker that speaks only 3.1.1 (aedes) gets 3.1.1 with the same persistent
+   * session. A broker that is down does not hold up the agent: the bridge keeps reconnecting.
+   */
   private async startMqtt(url: string): Promise<void> {
-    const bridge = new MqttBridge({
-      url,
-      clientId: this.config.mqttClientId ?? `fleetdeck-agent-${this.clientId}`,
-      replyTopic: `fleetdeck/agents/${this.clientId}/replies`,
-      protocolVersion: 5,
-      log: (level, msg, fields) => this.log(level, msg, fields),
-    });
-    try {
-      await bridge.start();
-    } catch (error) {
-      // Brokers without MQTT 5 (aedes) get 3.1.1 with the same persistent session.
-      await bridge.stop().catch(() => {});
-      this.log("warn", "MQTT 5 refused; using MQTT 3.1.1", { error: String(error) });
-      const legacy = new MqttBridge({
+    const make = (protocolVersion: 4 | 5) =>
+      new MqttBridge({
         url,
         clientId: this.config.mqttClientId ?? `fleetdeck-agent-${this.clientId}`,
         replyTopic: `fleetdeck/agents/${this.clientId}/replies`,
-        protocolVersion: 4,
+        protocolVersion,
         log: (level, msg, fields) => this.log(level, msg, fields),
       });
-      await legacy.start();
-      this.mqtt = legacy;
-      this.wireMqtt(legacy);
-      return;
+    const v5 = make(5);
+    if (!(await v5.start())) {
+      const v4 = make(4);
+      if (await v4.start()) {
+        await v5.stop().catch(() => {});
+        this.log("warn", "the MQTT broker did not accept MQTT 5; using MQTT 3.1.1", { url });
+        this.mqtt = v4;
+        this.wireMqtt(v4);
+        return;
+      }
+      await v4.stop().catch(() => {});
+      this.log("warn", "MQTT broker unreachable; will keep trying", { url });
     }
-    this.mqtt = bridge;
-    this.wireMqtt(bridge);
+    this.mqtt = v5;
+    this.wireMqtt(v5);
   }
 
   private wireMqtt(bridge: MqttBridge): void {

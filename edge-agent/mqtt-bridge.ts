@@ -73,7 +73,11 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
     return this.client?.connected ?? false;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Connects and resolves true once connected, or false after `timeoutMs` without a
+   * connection; mqtt.js keeps reconnecting in the background either way.
+   */
+  async start(timeoutMs = 3000): Promise<boolean> {
     const version = this.options.protocolVersion ?? 5;
     const opts: IClientOptions = {
       clientId: this.options.clientId,
@@ -81,18 +85,14 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
       clean: false,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
-      ...(version === 5
-        ? { properties: { sessionExpiryInterval: this.options.sessionExpirySec ?? 3600 } }
-        : {}),
+      ...(version === 5 ? { properties: { sessionExpiryInterval: this.options.sessionExpirySec ?? 3600 } } : {}),
     };
     const client = mqtt.connect(this.options.url, opts);
     this.client = client;
     client.on("connect", () => {
       this.emit("connected");
       // A resumed session keeps its subscriptions; subscribing again is harmless.
-      client.subscribe([TOPICS.command, TOPICS.health, ...TOPICS.devices, this.options.replyTopic], {
-        qos: 1,
-      });
+      client.subscribe([TOPICS.command, TOPICS.health, ...TOPICS.devices, this.options.replyTopic], { qos: 1 });
     });
     client.on("reconnect", () => {
       this.reconnects++;
@@ -100,14 +100,12 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
     client.on("close", () => this.emit("disconnected"));
     client.on("error", (error) => this.options.log?.("warn", "mqtt error", { error: error.message }));
     client.on("message", (topic, payload, packet) => this.onMessage(topic, payload, packet));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`MQTT broker at ${this.options.url} did not answer within 10 s`)),
-        10_000,
-      );
+    if (client.connected) return true;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
       client.once("connect", () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       });
     });
   }
