@@ -11,6 +11,7 @@ import path from "node:path";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import type { ParsedSseEvent } from "../src/protocol/sse.js";
+import { AwsIotConnector } from "./aws-iot-connector.js";
 import { BulkLogger, type LogSink, TcpRedisLogSink, UpstashLogSink } from "./bulk-logger.js";
 import { type AgentConfig, clientIdOf } from "./config.js";
 import { EdgeClient } from "./edge-client.js";
@@ -18,7 +19,7 @@ import { runCommand } from "./executors/registry.js";
 import { sampleHealth } from "./health.js";
 import { type Journal, type JournalResult, SqliteJournal } from "./journal.js";
 import { EdgeLink } from "./link.js";
-import { MqttBridge, type MqttCommand, TOPICS } from "./mqtt-bridge.js";
+import { type DeviceMessage, MqttBridge, type MqttCommand, TOPICS } from "./mqtt-bridge.js";
 import { ProcessSupervisor } from "./process-supervisor.js";
 import { ProcessWatch } from "./process-watch.js";
 
@@ -44,6 +45,7 @@ export class Agent {
   readonly edge: EdgeClient;
   logger: BulkLogger | null = null;
   mqtt: MqttBridge | null = null;
+  awsIot: AwsIotConnector | null = null;
   link: EdgeLink | null = null;
   readonly counters: AgentCounters = { commandsByOutcome: {}, duplicatesSkipped: 0 };
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
@@ -115,6 +117,15 @@ export class Agent {
     this.watch.start();
 
     if (this.config.mqttUrl) await this.startMqtt(this.config.mqttUrl);
+    if (this.config.awsIot) {
+      const connector = new AwsIotConnector(this.config.awsIot);
+      connector.on("device", (m) => this.onDeviceMessage(m));
+      this.awsIot = connector;
+      if (!(await connector.start()))
+        this.log("warn", "AWS IoT endpoint unreachable; the SDK keeps trying", {
+          endpoint: this.config.awsIot.endpoint,
+        });
+    }
 
     this.link = new EdgeLink({
       serverUrl: this.config.serverUrl,
@@ -164,6 +175,7 @@ export class Agent {
     this.watch?.stop();
     await this.supervisor.stopAll();
     await this.mqtt?.stop();
+    await this.awsIot?.stop();
     this.log("info", "agent stopped");
     await this.logger?.close();
     this.journal.close();
@@ -379,19 +391,22 @@ export class Agent {
       });
     });
     bridge.on("healthRequest", () => void this.publishHealth());
-    bridge.on("device", (m) => {
-      this.logger?.logSync({
-        stream: `fd:dev:${this.clientId}:${m.deviceId}:${m.kind}`,
-        fields: { device: m.deviceId, kind: m.kind, payload: m.payload, at: String(Date.now()) },
-      });
-      if (m.kind === "status") {
-        const status = parseStatus(m.payload);
-        const before = this.devices.get(m.deviceId)?.status;
-        this.devices.set(m.deviceId, { status, at: Date.now() });
-        if (before !== status)
-          this.log("info", `device ${m.deviceId} is ${status}`, { device: m.deviceId, status });
-      }
+    bridge.on("device", (m) => this.onDeviceMessage(m));
+  }
+
+  /** A device message from either connector: into its per-device stream; status is presence. */
+  private onDeviceMessage(m: DeviceMessage): void {
+    this.logger?.logSync({
+      stream: `fd:dev:${this.clientId}:${m.deviceId}:${m.kind}`,
+      fields: { device: m.deviceId, kind: m.kind, payload: m.payload, at: String(Date.now()) },
     });
+    if (m.kind === "status") {
+      const status = parseStatus(m.payload);
+      const before = this.devices.get(m.deviceId)?.status;
+      this.devices.set(m.deviceId, { status, at: Date.now() });
+      if (before !== status)
+        this.log("info", `device ${m.deviceId} is ${status}`, { device: m.deviceId, status });
+    }
   }
 
   private onMqttCommand(cmd: MqttCommand): void {

@@ -51,7 +51,10 @@ afterAll(async () => {
 });
 
 async function subscriber() {
-  const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `t-${randomBytes(4).toString("hex")}` });
+  const c = await mqtt.connectAsync(broker.url, {
+    protocolVersion: 5,
+    clientId: `t-${randomBytes(4).toString("hex")}`,
+  });
   const messages: { topic: string; body: any }[] = [];
   c.on("message", (topic, payload) => messages.push({ topic, body: JSON.parse(payload.toString()) }));
   return { c, messages };
@@ -65,7 +68,11 @@ describe("MQTT bridge (MQTT 5 on Mosquitto)", () => {
     await c.publishAsync("manager/command", cmd, { qos: 1 });
     await c.publishAsync("manager/command", cmd, { qos: 1 });
     await expect.poll(() => messages.length, { timeout: 5000 }).toBe(1);
-    expect(messages[0]!.body).toMatchObject({ id: "m-1", success: true, data: { stdout: "hello over mqtt\n" } });
+    expect(messages[0]!.body).toMatchObject({
+      id: "m-1",
+      success: true,
+      data: { stdout: "hello over mqtt\n" },
+    });
     await new Promise((r) => setTimeout(r, 300));
     expect(messages).toHaveLength(1);
     await c.publishAsync("manager/command", "not json", { qos: 1 });
@@ -86,7 +93,8 @@ describe("MQTT bridge (MQTT 5 on Mosquitto)", () => {
 
   it("writes device telemetry into per-device Redis streams", async () => {
     const device = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: "thermo-1" });
-    for (let i = 0; i < 5; i++) await device.publishAsync("devices/thermo-1/telemetry", JSON.stringify({ t: 20 + i }), { qos: 1 });
+    for (let i = 0; i < 5; i++)
+      await device.publishAsync("devices/thermo-1/telemetry", JSON.stringify({ t: 20 + i }), { qos: 1 });
     const stream = `fd:dev:${clientId}:thermo-1:telemetry`;
     await expect.poll(() => redis.xlen(stream), { timeout: 5000 }).toBe(5);
     const entries = await redis.xrange(stream, "-", "+");
@@ -98,7 +106,15 @@ describe("MQTT bridge (MQTT 5 on Mosquitto)", () => {
     const bridge = agent.mqtt!;
     const before = bridge.duplicatesDropped;
     const client = (bridge as unknown as { client: mqtt.MqttClient }).client;
-    const packet = { cmd: "publish", qos: 1, messageId: 4242, dup: true, topic: "devices/d9/log", payload: Buffer.from("x"), retain: false } as mqtt.IPublishPacket;
+    const packet = {
+      cmd: "publish",
+      qos: 1,
+      messageId: 4242,
+      dup: true,
+      topic: "devices/d9/log",
+      payload: Buffer.from("x"),
+      retain: false,
+    } as mqtt.IPublishPacket;
     client.emit("message", "devices/d9/log", Buffer.from("x"), packet);
     client.emit("message", "devices/d9/log", Buffer.from("x"), packet);
     expect(bridge.duplicatesDropped - before).toBe(1);
@@ -106,7 +122,11 @@ describe("MQTT bridge (MQTT 5 on Mosquitto)", () => {
 
   it("reconnects after the broker restarts and keeps bridging, without duplicates", async () => {
     const stream = `fd:dev:${clientId}:pump-1:telemetry`;
-    const device = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: "pump-1", reconnectPeriod: 200 });
+    const device = await mqtt.connectAsync(broker.url, {
+      protocolVersion: 5,
+      clientId: "pump-1",
+      reconnectPeriod: 200,
+    });
     await device.publishAsync("devices/pump-1/telemetry", JSON.stringify({ n: 1 }), { qos: 1 });
     await expect.poll(() => redis.xlen(stream), { timeout: 5000 }).toBe(1);
     await broker.stop();

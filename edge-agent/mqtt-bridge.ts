@@ -85,14 +85,18 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
       clean: false,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
-      ...(version === 5 ? { properties: { sessionExpiryInterval: this.options.sessionExpirySec ?? 3600 } } : {}),
+      ...(version === 5
+        ? { properties: { sessionExpiryInterval: this.options.sessionExpirySec ?? 3600 } }
+        : {}),
     };
     const client = mqtt.connect(this.options.url, opts);
     this.client = client;
     client.on("connect", () => {
       this.emit("connected");
       // A resumed session keeps its subscriptions; subscribing again is harmless.
-      client.subscribe([TOPICS.command, TOPICS.health, ...TOPICS.devices, this.options.replyTopic], { qos: 1 });
+      client.subscribe([TOPICS.command, TOPICS.health, ...TOPICS.devices, this.options.replyTopic], {
+        qos: 1,
+      });
     });
     client.on("reconnect", () => {
       this.reconnects++;

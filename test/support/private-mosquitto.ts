@@ -16,7 +16,10 @@ export interface PrivateMosquitto {
 export function createPrivateMosquitto(port: number): PrivateMosquitto {
   const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-mosquitto-"));
   const conf = path.join(dir, "mosquitto.conf");
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\n`,
+  );
   let child: ChildProcess | null = null;
   const stop = async () => {
     if (!child) return;
