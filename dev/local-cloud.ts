@@ -236,9 +236,20 @@ async function startWranglerDev(options: {
     },
   );
   let exited = false;
+  // wrangler runs in its own process group (so Ctrl-C reaches us, not it): if this process
+  // ends without stop() (an uncaught error, process.exit), take the group down with it.
+  const killGroup = () => {
+    if (!exited && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }
+  };
+  process.once("exit", killGroup);
   const exitPromise = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => {
       exited = true;
+      process.off("exit", killGroup);
       resolve(code);
     }),
   );

@@ -3,12 +3,13 @@
  * migrations, runs the Worker in `wrangler dev`, fires its cron, and prints where things are.
  * Ctrl-C or SIGTERM stops every child; none is left behind.
  */
+import { type Demo, startDemo } from "./demo.js";
 import { type LocalCloud, startLocalCloud } from "./local-cloud.js";
 import { localSettings, SettingsError } from "./settings.js";
 
 const verbose = process.argv.includes("--verbose") || process.env.FLEETDECK_VERBOSE === "1";
 
-function printTable(cloud: LocalCloud): void {
+function printTable(cloud: LocalCloud, demo: Demo | undefined): void {
   const rows = cloud.services;
   const w1 = Math.max(7, ...rows.map((r) => r.service.length));
   const w2 = Math.max(3, ...rows.map((r) => r.url.length));
@@ -23,6 +24,22 @@ function printTable(cloud: LocalCloud): void {
   console.log("\n  Try:");
   console.log(`    curl ${cloud.workerUrl}/readyz`);
   console.log(`    curl -H "Authorization: Bearer ${cloud.adminToken}" ${cloud.workerUrl}/api/clients`);
+  if (demo) {
+    const post = (body: string) =>
+      `    curl -X POST ${cloud.workerUrl}/api/commands -H "Authorization: Bearer ${cloud.adminToken}" -H 'content-type: application/json' -d '${body}'`;
+    console.log(`\n  Demo agent ${demo.clientId} is running with a simulated device, ${demo.deviceId}:`);
+    console.log(post(`{"clientId":"${demo.clientId}","action":"health-check"}`));
+    console.log(post(`{"clientId":"${demo.clientId}","action":"exec","payload":{"script":"uptime"}}`));
+    console.log(
+      post(
+        `{"clientId":"${demo.clientId}","action":"device-command","payload":{"deviceId":"${demo.deviceId}","command":{"setpoint":23}}}`,
+      ),
+    );
+    console.log(`    redis-cli XREVRANGE fd:dev:${demo.clientId}:${demo.deviceId}:telemetry + - COUNT 3`);
+    console.log(
+      `    (then GET ${cloud.workerUrl}/api/commands/<id> with the same header to read the result)`,
+    );
+  }
   console.log("\n  Ctrl-C stops everything.\n");
 }
 
@@ -39,11 +56,13 @@ async function main(): Promise<void> {
   }
 
   let cloud: LocalCloud | undefined;
+  let demo: Demo | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`\nfleetdeck: ${signal} received, stopping every service...`);
+    await demo?.stop();
     await cloud?.stop();
     console.log("fleetdeck: stopped.");
     process.exit(0);
@@ -70,7 +89,27 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   if (stopping) return;
-  printTable(cloud);
+  if (process.env.FLEETDECK_DEMO !== "0") {
+    try {
+      demo = await startDemo({
+        workerUrl: cloud.workerUrl,
+        adminToken: cloud.adminToken,
+        dataDir: settings.dataDir,
+        mqttUrl: cloud.mqttUrl,
+        redisRestUrl: cloud.redisRestUrl,
+        redisRestToken: cloud.redisRestToken,
+        onAgentOutput: (l) => {
+          if (verbose || /"level":"(warn|error)"/.test(l)) process.stderr.write(`[demo-agent] ${l}\n`);
+        },
+      });
+    } catch (error) {
+      console.error(
+        `fleetdeck: the demo agent did not start (${error instanceof Error ? error.message : String(error)}); the rest runs.`,
+      );
+    }
+  }
+  if (stopping) return;
+  printTable(cloud, demo);
 }
 
 void main();

@@ -4,6 +4,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import type { AgentConfig } from "./config.js";
 import { CommandError } from "./executors/types.js";
 import { runProcess } from "./run-process.js";
@@ -29,11 +31,39 @@ export class ProcessSupervisor extends EventEmitter<{ change: [ProcessEvent] }> 
     super();
   }
 
-  /** Start every supervised command (systemd units are systemd's to run). */
+  /**
+   * Start every supervised command (systemd units are systemd's to run). A copy left running by
+   * an agent that was killed (its pid file says so) is stopped first, so there is never two.
+   */
   startAll(): void {
+    mkdirSync(this.pidDir(), { recursive: true });
     for (const [name, spec] of Object.entries(this.config.processes)) {
-      if (spec.command) this.spawn(name);
+      if (!spec.command) continue;
+      this.stopLeftover(name);
+      this.spawn(name);
     }
+  }
+
+  private pidDir(): string {
+    return path.join(this.config.dataDir, "processes");
+  }
+
+  private stopLeftover(name: string): void {
+    const file = path.join(this.pidDir(), `${encodeURIComponent(name)}.pid`);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(file, "utf8").trim());
+    } catch {
+      return;
+    }
+    if (Number.isInteger(pid) && pid > 1) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(file, { force: true });
   }
 
   pid(name: string): number | null {
@@ -101,12 +131,18 @@ export class ProcessSupervisor extends EventEmitter<{ change: [ProcessEvent] }> 
     const entry = this.supervised.get(name) ?? { child: null, restarts: 0, stopping: false, timer: null };
     entry.child = child;
     this.supervised.set(name, entry);
+    const pidFile = path.join(this.pidDir(), `${encodeURIComponent(name)}.pid`);
+    if (child.pid !== undefined) {
+      mkdirSync(this.pidDir(), { recursive: true });
+      writeFileSync(pidFile, String(child.pid));
+    }
     child.once("spawn", () =>
       this.emit("change", { name, state: restarted ? "restarted" : "started", pid: child.pid ?? null }),
     );
     child.once("error", () => {});
     child.once("exit", (exitCode) => {
       if (entry.child !== child) return;
+      rmSync(pidFile, { force: true });
       this.emit("change", { name, state: "stopped", pid: child.pid ?? null, exitCode });
       if (spec.restartOnExit && !entry.stopping) {
         // Back off 1 s, 2 s, 4 s ... up to a minute between restarts of a crashing process.

@@ -23,8 +23,12 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const a of agents.splice(0)) {
     if (a.child.exitCode === null) {
-      a.signal("SIGKILL");
-      await a.exited;
+      a.signal("SIGTERM");
+      const exited = await Promise.race([a.exited, new Promise((r) => setTimeout(() => r("late"), 8000))]);
+      if (exited === "late") {
+        a.signal("SIGKILL");
+        await a.exited;
+      }
     }
     rmSync(a.dir, { recursive: true, force: true });
   }
@@ -182,6 +186,7 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
     // Same data dir: the journal knows what ran.
     const again = startAgent(first.agent.configFile);
     agents.push(again);
+    // The supervised worker the killed agent left behind is replaced, not doubled.
     await again.waitForLog("command interrupted by an agent restart; reported, not rerun", {
       command_id: id,
     });
