@@ -323,6 +323,12 @@ async function main() {
   console.log("Goal: fleetdeck p99 <= 2x nchan p99 at N=100; 1,000 agent streams held without errors.");
 }
 
+// A benchmark stops by itself: a run that hangs is an error, not a wait.
+setTimeout(() => {
+  console.error("benchmark did not finish within 20 minutes; giving up");
+  process.exit(1);
+}, 20 * 60_000).unref();
+
 main().catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);
