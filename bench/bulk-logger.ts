@@ -17,26 +17,38 @@ import { BulkLogger, type LogSink, TcpRedisLogSink, UpstashLogSink } from "../ed
 import { machine, requireTool, table } from "./lib.js";
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
 const LINES = Number(args.get("lines") ?? 20_000);
 const SINGLE = Number(args.get("single") ?? 2000);
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const run = Math.random().toString(36).slice(2, 8);
 
 function entry(i: number, stream: string) {
-  return { stream, fields: { level: "info", message: `bench line ${i} ${"x".repeat(60)}`, at: String(Date.now()) } };
+  return {
+    stream,
+    fields: { level: "info", message: `bench line ${i} ${"x".repeat(60)}`, at: String(Date.now()) },
+  };
 }
 
 async function batched(makeSink: () => LogSink, batchSize: number, stream: string): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-bench-spool-"));
-  const logger = new BulkLogger({ sink: makeSink(), spoolDir: dir, batchSize, flushIntervalMs: 60_000, queueLimit: LINES + 1, maxLen: LINES * 2 });
+  const logger = new BulkLogger({
+    sink: makeSink(),
+    spoolDir: dir,
+    batchSize,
+    flushIntervalMs: 60_000,
+    queueLimit: LINES + 1,
+    maxLen: LINES * 2,
+  });
   const started = performance.now();
   for (let i = 0; i < LINES; i++) logger.logSync(entry(i, stream));
   await logger.close();
   const seconds = (performance.now() - started) / 1000;
   const stats = logger.statistics();
   rmSync(dir, { recursive: true, force: true });
-  if (stats.written !== LINES || stats.spooledEntries !== 0) throw new Error(`only ${stats.written}/${LINES} lines reached Redis`);
+  if (stats.written !== LINES || stats.spooledEntries !== 0)
+    throw new Error(`only ${stats.written}/${LINES} lines reached Redis`);
   return LINES / seconds;
 }
 
@@ -49,9 +61,13 @@ async function onePerLine(sink: LogSink, stream: string): Promise<number> {
 function redisBenchmark(pipeline: number): number {
   const bin = requireTool("redis-benchmark", "redis-tools");
   const { hostname, port } = new URL(REDIS_URL);
-  const out = execFileSync(bin, ["-h", hostname, "-p", port || "6379", "-t", "lpush", "-n", "100000", "-P", String(pipeline), "-q"], {
-    encoding: "utf8",
-  });
+  const out = execFileSync(
+    bin,
+    ["-h", hostname, "-p", port || "6379", "-t", "lpush", "-n", "100000", "-P", String(pipeline), "-q"],
+    {
+      encoding: "utf8",
+    },
+  );
   const m = /LPUSH: ([\d.]+) requests per second/.exec(out);
   if (!m) throw new Error(`unexpected redis-benchmark output: ${out}`);
   return Number(m[1]);
@@ -63,7 +79,10 @@ async function main() {
   const bridge = await startUpstashBridge({ port: 0, token: "bench", redisUrl: REDIS_URL });
   const tcpClients: IORedis[] = [];
   const paths: [string, () => LogSink][] = [
-    ["Upstash REST", () => new UpstashLogSink(new UpstashRedis({ url: bridge.url, token: "bench", enableTelemetry: false }))],
+    [
+      "Upstash REST",
+      () => new UpstashLogSink(new UpstashRedis({ url: bridge.url, token: "bench", enableTelemetry: false })),
+    ],
     [
       "TCP Redis",
       () => {

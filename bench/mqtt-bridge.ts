@@ -16,7 +16,8 @@ import { MqttBridge } from "../edge-agent/mqtt-bridge.js";
 import { machine, summarise, table } from "./lib.js";
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
 const MESSAGES = Number(args.get("messages") ?? 20_000);
 const LATENCY_SAMPLES = Number(args.get("samples") ?? 500);
 const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
@@ -30,7 +31,11 @@ async function publishAll(device: mqtt.MqttClient, count: number, topic: string)
     Array.from({ length: 256 }, async () => {
       while (next < count) {
         const i = next++;
-        await device.publishAsync(topic, JSON.stringify({ i, t: performance.now() + performance.timeOrigin }), { qos: 1 });
+        await device.publishAsync(
+          topic,
+          JSON.stringify({ i, t: performance.now() + performance.timeOrigin }),
+          { qos: 1 },
+        );
       }
     }),
   );
@@ -38,7 +43,9 @@ async function publishAll(device: mqtt.MqttClient, count: number, topic: string)
 
 async function main() {
   console.log(`bench/mqtt-bridge on ${machine()}`);
-  console.log(`${MESSAGES} QoS 1 device messages per system; ${LATENCY_SAMPLES} latency samples one at a time\n`);
+  console.log(
+    `${MESSAGES} QoS 1 device messages per system; ${LATENCY_SAMPLES} latency samples one at a time\n`,
+  );
   const device = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: `bench-device-${run}` });
   const redis = new IORedis(REDIS_URL);
   const rows: (string | number)[][] = [];
@@ -82,12 +89,19 @@ async function main() {
     queueLimit: MESSAGES * 2,
     maxLen: MESSAGES * 2,
   });
-  const bridge = new MqttBridge({ url: MQTT_URL, clientId: `bench-bridge-${run}`, replyTopic: `bench/${run}/replies` });
+  const bridge = new MqttBridge({
+    url: MQTT_URL,
+    clientId: `bench-bridge-${run}`,
+    replyTopic: `bench/${run}/replies`,
+  });
   const deviceId = `bridge-${run}`;
   const stream = `fd:bench:${run}:dev:${deviceId}:telemetry`;
   let bridgeWaiter: ((t: number) => void) | null = null;
   bridge.on("device", (m) => {
-    logger.logSync({ stream, fields: { device: m.deviceId, kind: m.kind, payload: m.payload, at: String(Date.now()) } });
+    logger.logSync({
+      stream,
+      fields: { device: m.deviceId, kind: m.kind, payload: m.payload, at: String(Date.now()) },
+    });
     bridgeWaiter?.(performance.now());
   });
   if (!(await bridge.start())) throw new Error(`no MQTT broker at ${MQTT_URL}`);
@@ -124,7 +138,14 @@ async function main() {
   const b = summarise(bareLatency);
   const r = summarise(bridgeLatency);
   rows.push(["bare mqtt.js subscriber", bareRate, 1, b.p50, b.p99, "-"]);
-  rows.push(["fleetdeck bridge -> Redis stream", bridgeRate, bridgeRate / bareRate, r.p50, r.p99, `${inRedis}/${MESSAGES}`]);
+  rows.push([
+    "fleetdeck bridge -> Redis stream",
+    bridgeRate,
+    bridgeRate / bareRate,
+    r.p50,
+    r.p99,
+    `${inRedis}/${MESSAGES}`,
+  ]);
   console.log(table(["system", "msgs/s", "x bare", "receive p50 ms", "receive p99 ms", "in Redis"], rows));
   console.log(`\nAdded at p50: ${(r.p50 - b.p50).toFixed(3)} ms (bridge receive vs bare receive).`);
   console.log("Goal: at least 0.5x the bare subscriber's rate, with no more than 1 ms added at p50.");

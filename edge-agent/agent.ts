@@ -343,6 +343,9 @@ export class Agent {
       queueDepth: stats?.queued ?? 0,
       spoolDepth: stats?.spooledEntries ?? 0,
       runningCommands: this.running.size,
+      devices: [...this.devices]
+        .slice(0, 256)
+        .map(([id, d]) => ({ id, status: d.status.slice(0, 32), at: d.at })),
       undeliveredResults: this.journal.undelivered().length,
       sentAt: Date.now(),
     });

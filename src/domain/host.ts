@@ -23,6 +23,11 @@ export const HeartbeatSchema = z.strictObject({
   queueDepth: z.number().int().nonnegative().optional(),
   spoolDepth: z.number().int().nonnegative().optional(),
   runningCommands: z.number().int().nonnegative().optional(),
+  /** Presence of the MQTT devices behind this host (from their status topics and last wills). */
+  devices: z
+    .array(z.strictObject({ id: z.string().max(128), status: z.string().max(32), at: z.number().int() }))
+    .max(256)
+    .optional(),
   undeliveredResults: z.number().int().nonnegative().optional(),
   sentAt: TimestampSchema.optional(),
 });
