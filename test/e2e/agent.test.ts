@@ -8,6 +8,7 @@ import { type AgentProcess, startAgent, writeAgentConfig } from "../support/agen
 import { call } from "../support/http.js";
 import { startTestCloud, type TestCloud } from "../support/local-cloud.js";
 import { createPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import { startTcpRelay } from "../support/tcp-relay.js";
 
 const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
 let cloud: TestCloud;
@@ -227,6 +228,26 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
       expect(finishedLines).toEqual(ids);
     } finally {
       check.disconnect();
+    }
+  });
+
+  it("posts a result produced while the edge was unreachable once the link is back", async () => {
+    const client = await newClient();
+    const edge = new URL(cloud.workerUrl);
+    const relay = await startTcpRelay({ host: edge.hostname, port: Number(edge.port) });
+    try {
+      const { agent } = await launch(client, { serverUrl: relay.url });
+      const id = await command(client.id, "exec", { script: "slow" });
+      await agent.waitForLog("command started", { command_id: id });
+      await relay.cut();
+      await agent.waitForLog("command finished", { command_id: id });
+      await agent.waitForLog("result not delivered yet; will retry", { command_id: id });
+      expect((await api("GET", `/api/commands/${id}`, cloud.adminToken)).body.status).toBe("running");
+      await relay.restore();
+      const done = await finished(id, 30_000);
+      expect(done).toMatchObject({ status: "completed", result: { success: true } });
+    } finally {
+      await relay.close();
     }
   });
 
