@@ -73,7 +73,7 @@ export const AgentConfigSchema = z.strictObject({
   screenshotMaxBytes: z
     .number()
     .int()
-    .min(1024)
+    .min(64)
     .max(1_500_000)
     .default(700 * 1024),
   processes: z.record(z.string(), ProcessSpecSchema).default({}),

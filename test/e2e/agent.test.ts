@@ -1,14 +1,19 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Redis as IORedis } from "ioredis";
 import mqtt from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../dev/local-cloud.js";
 import { type AgentProcess, startAgent, writeAgentConfig } from "../support/agent-process.js";
+import { HAVE_CUPS, HAVE_XVFB, startPrivateCups, startXvfb } from "../support/desktop.js";
 import { call } from "../support/http.js";
 import { startTestCloud, type TestCloud } from "../support/local-cloud.js";
 import { createPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
+
+// CI installs the desktop tools and sets this, so a missing tool fails there instead of skipping.
+const REQUIRE_DESKTOP = process.env.FLEETDECK_REQUIRE_DESKTOP_TOOLS === "1";
 
 const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
 let cloud: TestCloud;
@@ -48,7 +53,11 @@ async function newClient() {
   return { id: res.body.id as string, key: res.body.clientKey as string };
 }
 
-async function launch(client: { key: string }, extra: Record<string, unknown> = {}) {
+async function launch(
+  client: { key: string },
+  extra: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+) {
   const { configFile, dir } = writeAgentConfig({
     serverUrl: cloud.workerUrl,
     clientKey: client.key,
@@ -69,7 +78,7 @@ async function launch(client: { key: string }, extra: Record<string, unknown> = 
     logFiles: { app: "/tmp/placeholder.log" },
     ...extra,
   });
-  const agent = startAgent(configFile);
+  const agent = startAgent(configFile, env);
   agents.push(agent);
   await agent.waitForLog("connected to the edge");
   return { agent, dir };
@@ -138,11 +147,10 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
       const badPayload = await finished(await command(client.id, "restart-process", { nom: "x" }));
       expect(badPayload.result.error.code).toBe("INVALID_PAYLOAD");
 
-      const print = await finished(await command(client.id, "print", { file: logFile, copies: 2 }));
-      // No CUPS on the build machines: a typed failure, not a crash.
-      if (!existsSync("/usr/bin/lp")) expect(print.result.error.code).toBe("PROGRAM_NOT_FOUND");
-      const shot = await finished(await command(client.id, "screenshot", {}));
-      if (!process.env.DISPLAY) expect(shot.result.error.code).toBe("NO_DISPLAY");
+      const missing = await finished(await command(client.id, "print", { file: "/nonexistent.pdf" }));
+      expect(missing.result.error.code).toBe("FILE_NOT_FOUND");
+      const noDisplay = await finished(await command(client.id, "screenshot", {}));
+      expect(noDisplay.result.error.code).toBe("NO_DISPLAY");
 
       // device-command: a simulated device answers on the reply topic with the correlation id.
       const device = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: `dev-${client.id}` });
@@ -171,6 +179,56 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
       rmSync(logFile, { force: true });
     }
     expect(agent.output.some((l) => l.includes("Error:") && l.includes("at "))).toBe(false);
+  });
+
+  describe.runIf(HAVE_CUPS || REQUIRE_DESKTOP)("print", () => {
+    it("prints through CUPS's lp and reports the job id", async () => {
+      const cups = await startPrivateCups();
+      const file = path.join("/tmp", `fleetdeck-print-${Date.now()}.txt`);
+      writeFileSync(file, "fleetdeck test page\n");
+      try {
+        const client = await newClient();
+        await launch(client, { printer: cups.printer }, { CUPS_SERVER: cups.server });
+        const done = await finished(
+          await command(client.id, "print", { file, copies: 2, options: { "page-ranges": "1" } }),
+        );
+        expect(done.status).toBe("completed");
+        expect(done.result.data).toMatchObject({ printer: cups.printer, copies: 2 });
+        expect(done.result.data.jobId).toMatch(new RegExp(`^${cups.printer}-\\d+$`));
+        const jobs = execFileSync("lpstat", ["-W", "all", "-o"], {
+          env: { ...process.env, CUPS_SERVER: cups.server },
+          encoding: "utf8",
+        });
+        expect(jobs).toContain(done.result.data.jobId);
+      } finally {
+        rmSync(file, { force: true });
+        await cups.stop();
+      }
+    });
+  });
+
+  describe.runIf(HAVE_XVFB || REQUIRE_DESKTOP)("screenshot", () => {
+    it("captures the X display as a PNG under the size cap, and refuses one over it", async () => {
+      const x = await startXvfb();
+      try {
+        const client = await newClient();
+        await launch(client, { display: x.display, screenshotMaxBytes: 200_000 });
+        const shot = await finished(await command(client.id, "screenshot", {}));
+        expect(shot.status).toBe("completed");
+        expect(shot.result.data).toMatchObject({ format: "png", width: 320, height: 200 });
+        const png = Buffer.from(shot.result.data.base64, "base64");
+        expect(png.subarray(1, 4).toString()).toBe("PNG");
+        expect(png.length).toBe(shot.result.data.bytes);
+        // A cap smaller than the picture (a blank 320x200 screen is a few hundred bytes of PNG):
+        // a typed refusal, not a truncated PNG.
+        const small = await newClient();
+        await launch(small, { display: x.display, screenshotMaxBytes: 64 });
+        const refused = await finished(await command(small.id, "screenshot", {}));
+        expect(refused.result.error.code).toBe("TOO_LARGE");
+      } finally {
+        await x.stop();
+      }
+    });
   });
 
   it("does not run a command twice after kill -9 mid-command, and delivers a result on restart", async () => {
