@@ -102,7 +102,11 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
       this.reconnects++;
     });
     client.on("close", () => this.emit("disconnected"));
-    client.on("error", (error) => this.options.log?.("warn", "mqtt error", { error: error.message }));
+    client.on("error", (error) => {
+      // A broker without MQTT 5 refuses the first try; the agent then uses 3.1.1, so it is no warning.
+      const protocolRefused = /unacceptable protocol version/i.test(error.message);
+      this.options.log?.(protocolRefused ? "info" : "warn", "mqtt error", { error: error.message });
+    });
     client.on("message", (topic, payload, packet) => this.onMessage(topic, payload, packet));
     if (client.connected) return true;
     return new Promise<boolean>((resolve) => {
