@@ -42,7 +42,7 @@ describe("ClientHub storage", () => {
       status: string;
       schemaVersion: number;
     };
-    expect(first).toMatchObject({ status: "ready", schemaVersion: 2 });
+    expect(first).toMatchObject({ status: "ready", schemaVersion: 3 });
     const tables = await runInDurableObject(stub, (_hub: ClientHub, state) =>
       state.storage.sql
         .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

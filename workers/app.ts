@@ -9,6 +9,7 @@ import { FleetdeckError, internalErrorBody, isFleetdeckError } from "../src/prot
 import { clientRoutes } from "./api/clients.js";
 import { commandRoutes } from "./api/commands.js";
 import { eventRoutes } from "./api/events.js";
+import { hostRoutes } from "./api/hosts.js";
 import { tokenRoutes } from "./api/tokens.js";
 import type { AppEnv } from "./app-env.js";
 import { authenticate } from "./auth.js";
@@ -97,6 +98,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", clientRoutes());
   app.route("/", commandRoutes());
   app.route("/", eventRoutes());
+  app.route("/", hostRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -1,23 +1,34 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Command, CommandLogEntry } from "../src/domain/command.js";
 import type { Heartbeat } from "../src/domain/host.js";
+import { ulid } from "../src/domain/ids.js";
 import type { Result } from "../src/domain/result.js";
 import { type CommandEvent, type CommandState, commandMachine } from "../src/machines/command.js";
+import {
+  initialLiveness,
+  type LivenessInput,
+  type LivenessState,
+  stepLiveness,
+} from "../src/machines/host-liveness.js";
 import { canonicalJson } from "../src/protocol/canonical-json.js";
 import type { ErrorCode } from "../src/protocol/errors.js";
 import type {
+  HostView,
   HubApi,
   HubClientRecord,
   HubCreateCommand,
   HubCreated,
   HubListCommands,
   HubResult,
+  TimelineEntry,
 } from "../src/protocol/hub.js";
 import { formatSse } from "../src/protocol/sse.js";
 import { migrateStorage, type StorageMigration } from "./do-storage.js";
 import { type Env, settingsOf } from "./env.js";
+import type { FleetEventInput } from "./fleet-feed.js";
 import { log } from "./log.js";
 import { drainOutbox, type OutboxRow } from "./outbox.js";
+import { openRedis } from "./redis.js";
 
 const MIGRATIONS: readonly StorageMigration[] = [
   [
@@ -46,6 +57,12 @@ const MIGRATIONS: readonly StorageMigration[] = [
     `CREATE TABLE idempotency (key TEXT PRIMARY KEY, body_hash TEXT NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL)`,
     // Transactional outbox: written in the same storage transaction as the change it carries.
     `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+  ],
+  [
+    // One ordered log per host: connectivity changes and command transitions.
+    `CREATE TABLE timeline (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, ref TEXT, data TEXT NOT NULL)`,
+    // Fleet events waiting to reach the FleetFeed (drained at once, apart from the Postgres outbox).
+    `CREATE TABLE feed_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, topic TEXT NOT NULL, at INTEGER NOT NULL, data TEXT NOT NULL)`,
   ],
 ];
 
@@ -338,6 +355,7 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       // A second ack (the agent retried after a lost answer) is answered, not refused.
       if (row.status === "running") return toCommand(row);
       const updated = this.transition(row, "ack", "acknowledged by agent", Date.now());
+      this.setMeta("last_ack", String(Date.now()));
       this.schedule("timeout", id, Date.now() + updated.timeout_sec * 1000);
       this.afterWrite();
       return toCommand(updated);
@@ -346,12 +364,84 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
 
   /** The agent's heartbeat: last seen (edge clock) and its health summary. */
   async recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>> {
-    return this.run(() => {
-      this.requireClient();
+    const result = this.run(() => {
+      const client = this.requireClient();
       const now = Date.now();
       this.setMeta("last_seen", String(now));
       this.setMeta("last_heartbeat", JSON.stringify(heartbeat));
-      return { receivedAt: now };
+      this.applyLiveness({ kind: "heartbeat", at: now });
+      this.sql.exec(
+        "INSERT INTO outbox (kind, payload, created_at) VALUES ('host', ?, ?)",
+        JSON.stringify({
+          clientId: client.id,
+          status: this.liveness().status,
+          lastSeenAt: now,
+          agentVersion: heartbeat.agentVersion,
+          heartbeat,
+          at: now,
+        }),
+        now,
+      );
+      this.afterWrite();
+      return { receivedAt: now, clientId: client.id };
+    });
+    if (!result.ok) return result;
+    // The presence index the cron sweep reads: best effort, Redis being down must not refuse a heartbeat.
+    this.ctx.waitUntil(
+      openRedis(settingsOf(this.env))
+        .zadd("fd:presence", { score: result.value.receivedAt, member: result.value.clientId })
+        .catch(() => {}),
+    );
+    return { ok: true, value: { receivedAt: result.value.receivedAt } };
+  }
+
+  async getHost(): Promise<HubResult<HostView>> {
+    return this.run(() => {
+      const client = this.requireClient();
+      const state = this.liveness();
+      const heartbeat = this.meta("last_heartbeat");
+      const parsed = heartbeat ? (JSON.parse(heartbeat) as Heartbeat) : null;
+      return {
+        clientId: client.id,
+        name: client.name,
+        tags: client.tags,
+        status: state.status,
+        lastSeenAt: state.lastSeen,
+        lastStreamCloseAt: state.lastStreamClose,
+        lastAckAt: Number(this.meta("last_ack") ?? "") || null,
+        agentVersion: parsed?.agentVersion ?? null,
+        staleThresholdSec: this.thresholdMs() / 1000,
+        flapping: state.flapping,
+        lastHeartbeat: parsed,
+        streamConnected: this.agent !== null,
+      };
+    });
+  }
+
+  async timeline(query: {
+    limit: number;
+    before?: number;
+  }): Promise<HubResult<{ entries: TimelineEntry[]; next: number | null }>> {
+    return this.run(() => {
+      this.requireClient();
+      const rows = this.sql
+        .exec<{ seq: number; at: number; kind: string; ref: string | null; data: string }>(
+          "SELECT seq, at, kind, ref, data FROM timeline WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+          query.before ?? Number.MAX_SAFE_INTEGER,
+          query.limit + 1,
+        )
+        .toArray();
+      const page = rows.slice(0, query.limit);
+      return {
+        entries: page.map((r) => ({
+          seq: r.seq,
+          at: r.at,
+          kind: r.kind,
+          ref: r.ref,
+          data: JSON.parse(r.data) as Record<string, unknown>,
+        })),
+        next: rows.length > query.limit ? page.at(-1)!.seq : null,
+      };
     });
   }
 
@@ -515,10 +605,10 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     stream.closed = true;
     if (this.agent === stream) {
       this.agent = null;
-      this.sql.exec(
-        "INSERT INTO meta (key, value) VALUES ('last_stream_close', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        String(Date.now()),
-      );
+      if (this.clientRow()) {
+        this.applyLiveness({ kind: "stream_closed", at: Date.now() });
+        this.afterWrite();
+      }
     }
     this.watchers.delete(stream);
   }
@@ -624,6 +714,20 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     const snapshot = this.commandRow(row.id)!;
     const clientId = this.clientRow()?.id;
     this.sql.exec(
+      "INSERT INTO timeline (at, kind, ref, data) VALUES (?, 'command', ?, ?)",
+      now,
+      row.id,
+      JSON.stringify({ action: row.action, from, to, cause }),
+    );
+    if (commandMachine.terminal.has(to)) {
+      this.queueFeedEvent(`command.${to}`, now, {
+        commandId: row.id,
+        action: row.action,
+        attempt: snapshot.attempt,
+        cause,
+      });
+    }
+    this.sql.exec(
       "INSERT INTO outbox (kind, payload, created_at) VALUES ('command', ?, ?)",
       JSON.stringify({
         ...toCommand(snapshot),
@@ -650,10 +754,93 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       const flush = settingsOf(this.env).OUTBOX_FLUSH_MS;
       this.schedule("outbox", "-", Date.now() + flush + Math.floor(Math.random() * flush));
     }
+    const feed = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM feed_outbox").one().n;
+    if (feed > 0 && !this.hasSchedule("feed")) this.schedule("feed", "-", Date.now());
     void this.rearm();
   }
 
-  // ---------- alarms ----------
+  // ---------- liveness ----------
+
+  private thresholdMs(): number {
+    const own = Number(this.meta("stale_threshold_sec") ?? "");
+    return (Number.isFinite(own) && own > 0 ? own : settingsOf(this.env).STALE_HOST_THRESHOLD_SECONDS) * 1000;
+  }
+
+  private liveness(): LivenessState {
+    const raw = this.meta("liveness");
+    return raw ? (JSON.parse(raw) as LivenessState) : initialLiveness();
+  }
+
+  /** One liveness input: state saved, change on the timeline, event queued, next check scheduled. */
+  private applyLiveness(input: LivenessInput): void {
+    const step = stepLiveness(this.liveness(), input, this.thresholdMs());
+    this.setMeta("liveness", JSON.stringify(step.state));
+    if (step.change) {
+      this.sql.exec(
+        "INSERT INTO timeline (at, kind, ref, data) VALUES (?, 'connectivity', NULL, ?)",
+        step.change.at,
+        JSON.stringify({
+          from: step.change.from,
+          to: step.change.to,
+          published: step.change.published,
+          cause: input.kind,
+        }),
+      );
+    }
+    if (step.publish) {
+      this.queueFeedEvent(step.publish.topic, step.publish.at, {
+        status: step.publish.status,
+        ...(step.publish.flapping ? { flapping: true, suppressed: step.publish.suppressed } : {}),
+        // The evidence an operator needs to judge a stale host.
+        lastHeartbeatAt: step.state.lastSeen,
+        lastStreamCloseAt: step.state.lastStreamClose,
+        lastAckAt: Number(this.meta("last_ack") ?? "") || null,
+        thresholdSec: this.thresholdMs() / 1000,
+      });
+    }
+    if (step.nextCheckAt === null) this.unschedule("liveness", "-");
+    else this.schedule("liveness", "-", step.nextCheckAt);
+  }
+
+  private queueFeedEvent(topic: string, at: number, data: Record<string, unknown>): void {
+    this.sql.exec(
+      "INSERT INTO feed_outbox (event_id, topic, at, data) VALUES (?, ?, ?, ?)",
+      `evt_${ulid(at)}`,
+      topic,
+      at,
+      JSON.stringify(data),
+    );
+  }
+
+  private async drainFeed(): Promise<void> {
+    const rows = this.sql
+      .exec<{ id: number; event_id: string; topic: string; at: number; data: string }>(
+        "SELECT id, event_id, topic, at, data FROM feed_outbox ORDER BY id LIMIT 100",
+      )
+      .toArray();
+    if (rows.length === 0) return;
+    const owner = this.clientRow()?.id;
+    const clientId = typeof owner === "string" ? owner : null;
+    try {
+      const feed = this.env.FLEET_FEED.get(this.env.FLEET_FEED.idFromName("fleet")) as unknown as {
+        publish(events: FleetEventInput[]): Promise<{ stored: number }>;
+      };
+      await feed.publish(
+        rows.map((r) => ({
+          eventId: r.event_id,
+          topic: r.topic,
+          clientId,
+          at: r.at,
+          data: JSON.parse(r.data),
+        })),
+      );
+      this.sql.exec("DELETE FROM feed_outbox WHERE id <= ?", rows.at(-1)!.id);
+      if (rows.length === 100) this.schedule("feed", "-", Date.now());
+    } catch (error) {
+      this.schedule("feed", "-", Date.now() + 1000);
+      log("warn", "fleet feed publish failed; will retry", { client_id: clientId, error: String(error) });
+    }
+  }
 
   /** Idempotent: each due duty re-checks the state it acts on, so firing twice changes nothing more. */
   override async alarm(): Promise<void> {
@@ -678,6 +865,10 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
           this.transition(row, "expire", "deadline passed before delivery", now);
       } else if (entry.kind === "outbox") {
         await this.drain(now);
+      } else if (entry.kind === "liveness") {
+        if (this.clientRow()) this.applyLiveness({ kind: "tick", at: now });
+      } else if (entry.kind === "feed") {
+        await this.drainFeed();
       }
     }
     this.afterWrite();

@@ -4,7 +4,7 @@
  * (command_id, seq), so a batch replayed after a crash changes nothing twice.
  */
 import { sql } from "drizzle-orm";
-import { commandLogs, commands } from "../src/db/schema.js";
+import { commandLogs, commands, hosts } from "../src/db/schema.js";
 import { openDatabase } from "./db.js";
 import { type Env, settingsOf } from "./env.js";
 
@@ -30,6 +30,15 @@ interface CommandSnapshot {
   createdAt: number;
   updatedAt: number;
   version: number;
+}
+
+interface HostSnapshot {
+  clientId: string;
+  status: string;
+  lastSeenAt: number;
+  agentVersion: string | null;
+  heartbeat: unknown;
+  at: number;
 }
 
 interface LogSnapshot {
@@ -70,7 +79,13 @@ export async function drainOutbox(env: Env, rows: OutboxRow[]): Promise<void> {
 async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
   const latest = new Map<string, CommandSnapshot>();
   const logs: LogSnapshot[] = [];
+  let host: HostSnapshot | null = null;
   for (const row of rows) {
+    if (row.kind === "host") {
+      const snapshot = JSON.parse(row.payload) as HostSnapshot;
+      if (!host || host.at <= snapshot.at) host = snapshot;
+      continue;
+    }
     if (row.kind === "command") {
       const snapshot = JSON.parse(row.payload) as CommandSnapshot;
       const seen = latest.get(snapshot.id);
@@ -114,6 +129,30 @@ async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
               updatedAt: sql`excluded.updated_at`,
             },
             setWhere: sql`${commands.version} < excluded.version`,
+          });
+      }
+      if (host) {
+        const h = host;
+        await tx
+          .insert(hosts)
+          .values({
+            clientId: h.clientId,
+            status: h.status,
+            lastSeenAt: new Date(h.lastSeenAt),
+            agentVersion: h.agentVersion,
+            lastHeartbeat: h.heartbeat,
+            updatedAt: new Date(h.at),
+          })
+          .onConflictDoUpdate({
+            target: hosts.clientId,
+            set: {
+              status: sql`excluded.status`,
+              lastSeenAt: sql`excluded.last_seen_at`,
+              agentVersion: sql`excluded.agent_version`,
+              lastHeartbeat: sql`excluded.last_heartbeat`,
+              updatedAt: sql`excluded.updated_at`,
+            },
+            setWhere: sql`${hosts.updatedAt} <= excluded.updated_at`,
           });
       }
       if (logs.length > 0) {

@@ -52,6 +52,29 @@ export interface HubListCommands {
   before?: string;
 }
 
+export interface HostView {
+  clientId: string;
+  name: string;
+  tags: string[];
+  status: "online" | "suspect" | "offline";
+  lastSeenAt: number | null;
+  lastStreamCloseAt: number | null;
+  lastAckAt: number | null;
+  agentVersion: string | null;
+  staleThresholdSec: number;
+  flapping: boolean;
+  lastHeartbeat: Heartbeat | null;
+  streamConnected: boolean;
+}
+
+export interface TimelineEntry {
+  seq: number;
+  at: number;
+  kind: string;
+  ref: string | null;
+  data: Record<string, unknown>;
+}
+
 export interface HubApi {
   init(record: HubClientRecord & { keyHash: string }): Promise<HubResult<HubClientRecord>>;
   getClient(): Promise<HubResult<HubClientRecord>>;
@@ -68,4 +91,9 @@ export interface HubApi {
   progressCommand(id: string, progress: unknown): Promise<HubResult<Command>>;
   postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>>;
   recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>>;
+  getHost(): Promise<HubResult<HostView>>;
+  timeline(query: {
+    limit: number;
+    before?: number;
+  }): Promise<HubResult<{ entries: TimelineEntry[]; next: number | null }>>;
 }

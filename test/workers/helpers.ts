@@ -53,10 +53,19 @@ export interface TestStream {
   close(): Promise<void>;
 }
 
-export async function openStream(clientId: string, token: string, lastEventId?: string): Promise<TestStream> {
+export function openStream(clientId: string, token: string, lastEventId?: string): Promise<TestStream> {
+  return openSse(`/api/events/${clientId}`, token, lastEventId);
+}
+
+/** The operators' fleet stream, `/api/stream?topics=...`. */
+export function openFeed(token: string, topics: string, lastEventId?: string): Promise<TestStream> {
+  return openSse(`/api/stream?topics=${encodeURIComponent(topics)}`, token, lastEventId);
+}
+
+async function openSse(path: string, token: string, lastEventId?: string): Promise<TestStream> {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
-  const res = await worker.fetch(`http://fleetdeck.test/api/events/${clientId}`, { headers });
+  const res = await worker.fetch(`http://fleetdeck.test${path}`, { headers });
   const received: ParsedSseEvent[] = [];
   const queue: ParsedSseEvent[] = [];
   const waiters: ((e: ParsedSseEvent) => void)[] = [];
