@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { ClientHub } from "./client-hub.js";
+import { type ClientHub, HUB_SCHEMA_VERSION } from "./client-hub.js";
 
 const worker = (exports as unknown as { default: Fetcher }).default;
 
@@ -42,7 +42,7 @@ describe("ClientHub storage", () => {
       status: string;
       schemaVersion: number;
     };
-    expect(first).toMatchObject({ status: "ready", schemaVersion: 3 });
+    expect(first).toMatchObject({ status: "ready", schemaVersion: HUB_SCHEMA_VERSION });
     const tables = await runInDurableObject(stub, (_hub: ClientHub, state) =>
       state.storage.sql
         .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

@@ -10,6 +10,7 @@ import { clientRoutes } from "./api/clients.js";
 import { commandRoutes } from "./api/commands.js";
 import { eventRoutes } from "./api/events.js";
 import { hostRoutes } from "./api/hosts.js";
+import { sessionRoutes } from "./api/sessions.js";
 import { tokenRoutes } from "./api/tokens.js";
 import type { AppEnv } from "./app-env.js";
 import { authenticate } from "./auth.js";
@@ -99,6 +100,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", commandRoutes());
   app.route("/", eventRoutes());
   app.route("/", hostRoutes());
+  app.route("/", sessionRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

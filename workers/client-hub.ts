@@ -3,6 +3,7 @@ import type { Command, CommandLogEntry } from "../src/domain/command.js";
 import type { Heartbeat } from "../src/domain/host.js";
 import { ulid } from "../src/domain/ids.js";
 import type { Result } from "../src/domain/result.js";
+import type { Session, SessionEvent } from "../src/domain/session.js";
 import { type CommandEvent, type CommandState, commandMachine } from "../src/machines/command.js";
 import {
   initialLiveness,
@@ -10,6 +11,7 @@ import {
   type LivenessState,
   stepLiveness,
 } from "../src/machines/host-liveness.js";
+import { type SessionState, sessionMachine } from "../src/machines/session.js";
 import { canonicalJson } from "../src/protocol/canonical-json.js";
 import type { ErrorCode } from "../src/protocol/errors.js";
 import type {
@@ -20,6 +22,7 @@ import type {
   HubCreated,
   HubListCommands,
   HubResult,
+  HubSessionTransition,
   TimelineEntry,
 } from "../src/protocol/hub.js";
 import { formatSse } from "../src/protocol/sse.js";
@@ -64,7 +67,18 @@ const MIGRATIONS: readonly StorageMigration[] = [
     // Fleet events waiting to reach the FleetFeed (drained at once, apart from the Postgres outbox).
     `CREATE TABLE feed_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, topic TEXT NOT NULL, at INTEGER NOT NULL, data TEXT NOT NULL)`,
   ],
+  [
+    `CREATE TABLE sessions (
+       id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
+       started_at INTEGER, ended_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL)`,
+    `CREATE TABLE session_events (
+       session_id TEXT NOT NULL, seq INTEGER NOT NULL, from_status TEXT, to_status TEXT NOT NULL,
+       exit_code INTEGER, reason TEXT, at INTEGER NOT NULL, PRIMARY KEY (session_id, seq))`,
+  ],
 ];
+
+/** The storage schema version a hub reaches once initialised. */
+export const HUB_SCHEMA_VERSION = MIGRATIONS.length;
 
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 const OUTBOX_BATCH = 200;
@@ -492,6 +506,164 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     });
   }
 
+  // ---------- sessions ----------
+
+  async createSession(input: {
+    id: string;
+    name: string;
+    spec: Record<string, unknown>;
+    by: string;
+  }): Promise<HubResult<Session>> {
+    return this.run(() => {
+      this.requireClient();
+      const now = Date.now();
+      this.sql.exec(
+        "INSERT INTO sessions (id, name, spec, status, exit_code, started_at, ended_at, created_at, updated_at, version) VALUES (?, ?, ?, 'pending', NULL, NULL, NULL, ?, ?, 0)",
+        input.id,
+        input.name,
+        JSON.stringify(input.spec),
+        now,
+        now,
+      );
+      this.recordSessionChange(input.id, null, "pending", null, `created by ${input.by}`, now);
+      this.afterWrite();
+      return toSession(this.sessionRow(input.id)!);
+    });
+  }
+
+  /** pending -> starting -> running -> stopping -> stopped, or crashed; anything else is 409. */
+  async transitionSession(id: string, change: HubSessionTransition): Promise<HubResult<Session>> {
+    return this.run(() => {
+      this.requireClient();
+      const row = this.sessionRow(id);
+      if (!row) throw new HubFailure("NOT_FOUND", "no such session");
+      const from = row.status as SessionState;
+      if (sessionMachine.next(from, change.to) === undefined) {
+        throw new HubFailure("INVALID_TRANSITION", `session is ${from}; cannot go to ${change.to}`, {
+          current: from,
+          allowed: sessionMachine.allowedEvents(from),
+        });
+      }
+      const now = Date.now();
+      const ended = sessionMachine.terminal.has(change.to);
+      this.sql.exec(
+        `UPDATE sessions SET status = ?, exit_code = COALESCE(?, exit_code), updated_at = ?,
+           started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
+           ended_at = CASE WHEN ? THEN ? ELSE ended_at END
+         WHERE id = ?`,
+        change.to,
+        change.exitCode ?? null,
+        now,
+        change.to,
+        now,
+        ended ? 1 : 0,
+        now,
+        id,
+      );
+      this.recordSessionChange(
+        id,
+        from,
+        change.to,
+        change.exitCode ?? null,
+        change.reason ?? `by ${change.by}`,
+        now,
+      );
+      this.afterWrite();
+      return toSession(this.sessionRow(id)!);
+    });
+  }
+
+  async getSession(id: string): Promise<HubResult<Session & { history: SessionEvent[] }>> {
+    return this.run(() => {
+      this.requireClient();
+      const row = this.sessionRow(id);
+      if (!row) throw new HubFailure("NOT_FOUND", "no such session");
+      const history = this.sql
+        .exec<{
+          seq: number;
+          from_status: string | null;
+          to_status: string;
+          exit_code: number | null;
+          reason: string | null;
+          at: number;
+        }>(
+          "SELECT seq, from_status, to_status, exit_code, reason, at FROM session_events WHERE session_id = ? ORDER BY seq",
+          id,
+        )
+        .toArray()
+        .map((e) => ({
+          seq: e.seq,
+          from: e.from_status as SessionState | null,
+          to: e.to_status as SessionState,
+          exitCode: e.exit_code,
+          reason: e.reason,
+          at: e.at,
+        }));
+      return { ...toSession(row), history };
+    });
+  }
+
+  async listSessions(query: { status?: string; limit: number }): Promise<HubResult<Session[]>> {
+    return this.run(() => {
+      this.requireClient();
+      const rows = query.status
+        ? this.sql.exec<SessionRow>(
+            "SELECT * FROM sessions WHERE status = ? ORDER BY id DESC LIMIT ?",
+            query.status,
+            query.limit,
+          )
+        : this.sql.exec<SessionRow>("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", query.limit);
+      return rows.toArray().map(toSession);
+    });
+  }
+
+  private sessionRow(id: string): SessionRow | undefined {
+    return this.sql.exec<SessionRow>("SELECT * FROM sessions WHERE id = ?", id).toArray()[0];
+  }
+
+  private recordSessionChange(
+    id: string,
+    from: SessionState | null,
+    to: SessionState,
+    exitCode: number | null,
+    reason: string,
+    now: number,
+  ): void {
+    const seq = this.sql
+      .exec<{ n: number }>("SELECT COUNT(*) + 1 AS n FROM session_events WHERE session_id = ?", id)
+      .one().n;
+    this.sql.exec(
+      "INSERT INTO session_events (session_id, seq, from_status, to_status, exit_code, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      id,
+      seq,
+      from,
+      to,
+      exitCode,
+      reason,
+      now,
+    );
+    this.sql.exec("UPDATE sessions SET version = version + 1 WHERE id = ?", id);
+    const row = this.sessionRow(id)!;
+    this.sql.exec(
+      "INSERT INTO timeline (at, kind, ref, data) VALUES (?, 'session', ?, ?)",
+      now,
+      id,
+      JSON.stringify({ name: row.name, from, to, exitCode, reason }),
+    );
+    this.sql.exec(
+      "INSERT INTO outbox (kind, payload, created_at) VALUES ('session', ?, ?)",
+      JSON.stringify({
+        ...toSession(row),
+        version: row.version,
+        event: { seq, from, to, exitCode, reason, at: now },
+      }),
+      now,
+    );
+    if (to === "starting" || to === "running" || to === "stopped" || to === "crashed") {
+      this.queueFeedEvent(`session.${to}`, now, { sessionId: id, name: row.name, from, exitCode, reason });
+    }
+  }
+
   // ---------- SSE ----------
 
   override async fetch(request: Request): Promise<Response> {
@@ -796,6 +968,17 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
         lastStreamCloseAt: step.state.lastStreamClose,
         lastAckAt: Number(this.meta("last_ack") ?? "") || null,
         thresholdSec: this.thresholdMs() / 1000,
+        // A stale host's sessions are left as they are (the workload may well still run; only
+        // the link is gone) and named here, so whoever acts on the event knows what is at stake.
+        ...(step.publish.topic === "host.stale"
+          ? {
+              sessions: this.sql
+                .exec<{ id: string; name: string; status: string }>(
+                  "SELECT id, name, status FROM sessions WHERE status IN ('pending', 'starting', 'running', 'stopping')",
+                )
+                .toArray(),
+            }
+          : {}),
       });
     }
     if (step.nextCheckAt === null) this.unschedule("liveness", "-");
@@ -995,6 +1178,34 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       value,
     );
   }
+}
+
+interface SessionRow extends Record<string, SqlStorageValue> {
+  id: string;
+  name: string;
+  spec: string;
+  status: string;
+  exit_code: number | null;
+  started_at: number | null;
+  ended_at: number | null;
+  created_at: number;
+  updated_at: number;
+  version: number;
+}
+
+function toSession(row: SessionRow): Session {
+  return {
+    id: row.id,
+    clientId: `cl_${row.id.split("_")[1]!}`,
+    name: row.name,
+    spec: JSON.parse(row.spec) as Record<string, unknown>,
+    status: row.status as SessionState,
+    exitCode: row.exit_code,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 function toCommand(row: CommandRow): Command {

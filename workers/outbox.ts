@@ -4,7 +4,7 @@
  * (command_id, seq), so a batch replayed after a crash changes nothing twice.
  */
 import { sql } from "drizzle-orm";
-import { commandLogs, commands, hosts } from "../src/db/schema.js";
+import { commandLogs, commands, hosts, sessionEvents, sessions } from "../src/db/schema.js";
 import { openDatabase } from "./db.js";
 import { type Env, settingsOf } from "./env.js";
 
@@ -30,6 +30,28 @@ interface CommandSnapshot {
   createdAt: number;
   updatedAt: number;
   version: number;
+}
+
+interface SessionSnapshot {
+  id: string;
+  clientId: string;
+  name: string;
+  spec: Record<string, unknown>;
+  status: string;
+  exitCode: number | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  version: number;
+  event: {
+    seq: number;
+    from: string | null;
+    to: string;
+    exitCode: number | null;
+    reason: string | null;
+    at: number;
+  };
 }
 
 interface HostSnapshot {
@@ -80,7 +102,16 @@ async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
   const latest = new Map<string, CommandSnapshot>();
   const logs: LogSnapshot[] = [];
   let host: HostSnapshot | null = null;
+  const sessionRows = new Map<string, SessionSnapshot>();
+  const sessionLog: (SessionSnapshot["event"] & { sessionId: string })[] = [];
   for (const row of rows) {
+    if (row.kind === "session") {
+      const snapshot = JSON.parse(row.payload) as SessionSnapshot;
+      const seen = sessionRows.get(snapshot.id);
+      if (!seen || seen.version < snapshot.version) sessionRows.set(snapshot.id, snapshot);
+      sessionLog.push({ ...snapshot.event, sessionId: snapshot.id });
+      continue;
+    }
     if (row.kind === "host") {
       const snapshot = JSON.parse(row.payload) as HostSnapshot;
       if (!host || host.at <= snapshot.at) host = snapshot;
@@ -130,6 +161,52 @@ async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
             },
             setWhere: sql`${commands.version} < excluded.version`,
           });
+      }
+      if (sessionRows.size > 0) {
+        const d = (ms: number | null) => (ms === null ? null : new Date(ms));
+        await tx
+          .insert(sessions)
+          .values(
+            [...sessionRows.values()].map((x) => ({
+              id: x.id,
+              clientId: x.clientId,
+              name: x.name,
+              spec: x.spec,
+              status: x.status,
+              exitCode: x.exitCode,
+              startedAt: d(x.startedAt),
+              endedAt: d(x.endedAt),
+              version: x.version,
+              createdAt: new Date(x.createdAt),
+              updatedAt: new Date(x.updatedAt),
+            })),
+          )
+          .onConflictDoUpdate({
+            target: sessions.id,
+            set: {
+              status: sql`excluded.status`,
+              exitCode: sql`excluded.exit_code`,
+              startedAt: sql`excluded.started_at`,
+              endedAt: sql`excluded.ended_at`,
+              version: sql`excluded.version`,
+              updatedAt: sql`excluded.updated_at`,
+            },
+            setWhere: sql`${sessions.version} < excluded.version`,
+          });
+        await tx
+          .insert(sessionEvents)
+          .values(
+            sessionLog.map((e) => ({
+              sessionId: e.sessionId,
+              seq: e.seq,
+              fromStatus: e.from,
+              toStatus: e.to,
+              exitCode: e.exitCode,
+              reason: e.reason,
+              at: new Date(e.at),
+            })),
+          )
+          .onConflictDoNothing();
       }
       if (host) {
         const h = host;

@@ -60,3 +60,16 @@ export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+export const SESSION_ID_PATTERN = new RegExp(`^ses_(${ULID})_(${ULID})$`);
+
+export function newSessionId(clientId: string): string {
+  const match = CLIENT_ID_PATTERN.exec(clientId);
+  if (!match) throw new Error(`not a client id: ${clientId}`);
+  return `ses_${match[1]}_${ulid()}`;
+}
+
+export function clientIdOfSession(sessionId: string): string | null {
+  const match = SESSION_ID_PATTERN.exec(sessionId);
+  return match ? `cl_${match[1]}` : null;
+}

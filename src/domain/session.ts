@@ -29,3 +29,13 @@ export const SessionSchema = z.object({
   updatedAt: TimestampSchema,
 });
 export type Session = z.infer<typeof SessionSchema>;
+
+export const SessionEventSchema = z.object({
+  seq: z.number().int(),
+  from: SessionStatusSchema.nullable(),
+  to: SessionStatusSchema,
+  exitCode: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  at: TimestampSchema,
+});
+export type SessionEvent = z.infer<typeof SessionEventSchema>;

@@ -6,6 +6,8 @@
 import type { Command, CommandLogEntry } from "../domain/command.js";
 import type { Heartbeat } from "../domain/host.js";
 import type { Result } from "../domain/result.js";
+import type { Session, SessionEvent } from "../domain/session.js";
+import type { SessionState } from "../machines/session.js";
 import type { ErrorCode } from "./errors.js";
 
 export interface HubError {
@@ -75,6 +77,13 @@ export interface TimelineEntry {
   data: Record<string, unknown>;
 }
 
+export interface HubSessionTransition {
+  to: SessionState;
+  exitCode?: number;
+  reason?: string;
+  by: string;
+}
+
 export interface HubApi {
   init(record: HubClientRecord & { keyHash: string }): Promise<HubResult<HubClientRecord>>;
   getClient(): Promise<HubResult<HubClientRecord>>;
@@ -92,6 +101,15 @@ export interface HubApi {
   postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>>;
   recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>>;
   getHost(): Promise<HubResult<HostView>>;
+  createSession(input: {
+    id: string;
+    name: string;
+    spec: Record<string, unknown>;
+    by: string;
+  }): Promise<HubResult<Session>>;
+  transitionSession(id: string, change: HubSessionTransition): Promise<HubResult<Session>>;
+  getSession(id: string): Promise<HubResult<Session & { history: SessionEvent[] }>>;
+  listSessions(query: { status?: string; limit: number }): Promise<HubResult<Session[]>>;
   timeline(query: {
     limit: number;
     before?: number;

@@ -25,6 +25,16 @@ interface RouteCase {
 const tokens: Partial<Record<Who, string>> = {};
 let clientA: { id: string; key: string };
 let commandA: string;
+let sessionA: string;
+
+async function streamStatus(path: string, t: string | undefined): Promise<number> {
+  const worker = (exports as unknown as { default: Fetcher }).default;
+  const res = await worker.fetch(`http://fleetdeck.test${path}`, {
+    headers: t ? { authorization: `Bearer ${t}` } : {},
+  });
+  await res.body?.cancel();
+  return res.status;
+}
 
 async function status(
   method: string,
@@ -145,6 +155,51 @@ const ROUTES: RouteCase[] = [
     expect: operatorsOnly(403, 403, 403, "allow", 404),
   },
   {
+    name: "POST /api/heartbeat",
+    call: (t) => status("POST", "/api/heartbeat", t, { agentVersion: "t" }),
+    expect: operatorsOnly(403, 403, 403, "allow", "allow"),
+  },
+  {
+    name: "GET /api/hosts",
+    call: (t) => status("GET", "/api/hosts", t),
+    expect: operatorsOnly("allow", "allow", "allow", 403, 403),
+  },
+  {
+    name: "GET /api/hosts/:id",
+    call: (t) => status("GET", `/api/hosts/${clientA.id}`, t),
+    expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
+  },
+  {
+    name: "GET /api/hosts/:id/timeline",
+    call: (t) => status("GET", `/api/hosts/${clientA.id}/timeline`, t),
+    expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
+  },
+  {
+    name: "GET /api/stream",
+    call: (t) => streamStatus("/api/stream?topics=host.*", t),
+    expect: operatorsOnly("allow", "allow", "allow", 403, 403),
+  },
+  {
+    name: "POST /api/sessions",
+    call: (t) => status("POST", "/api/sessions", t, { clientId: clientA.id, name: "s", spec: {} }),
+    expect: operatorsOnly("allow", "allow", 403, "allow", 404),
+  },
+  {
+    name: "POST /api/sessions/:id/transition",
+    call: (t) => status("POST", `/api/sessions/${sessionA}/transition`, t, { to: "crashed" }),
+    expect: operatorsOnly("allow", "allow", 403, "allow", 404),
+  },
+  {
+    name: "GET /api/sessions/:id",
+    call: (t) => status("GET", `/api/sessions/${sessionA}`, t),
+    expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
+  },
+  {
+    name: "GET /api/sessions?clientId=A",
+    call: (t) => status("GET", `/api/sessions?clientId=${clientA.id}`, t),
+    expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
+  },
+  {
     name: "GET /api/events/:clientId",
     call: async (t) => {
       const worker = (exports as unknown as { default: Fetcher }).default;
@@ -175,6 +230,12 @@ beforeAll(async () => {
   await api("POST", `/api/clients/${rotated.id}/rotate-key`, { token: ADMIN });
   tokens.rotatedKey = rotated.key;
   commandA = (await createCommand(clientA.id)).body.id;
+  sessionA = (
+    await api("POST", "/api/sessions", {
+      token: ADMIN,
+      body: { clientId: clientA.id, name: "matrix", spec: {} },
+    })
+  ).body.id;
 });
 
 describe("authorization matrix: every route against every identity", () => {
