@@ -403,10 +403,23 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     // The presence index the cron sweep reads: best effort, Redis being down must not refuse a heartbeat.
     this.ctx.waitUntil(
       openRedis(settingsOf(this.env))
-        .zadd("fd:presence", { score: result.value.receivedAt, member: result.value.clientId })
+        .zadd(settingsOf(this.env).PRESENCE_KEY, {
+          score: result.value.receivedAt,
+          member: result.value.clientId,
+        })
         .catch(() => {}),
     );
     return { ok: true, value: { receivedAt: result.value.receivedAt } };
+  }
+
+  /** The cron sweep's poke: the same idempotent check the hub's own alarm makes. */
+  async checkLiveness(): Promise<HubResult<{ status: string }>> {
+    return this.run(() => {
+      this.requireClient();
+      this.applyLiveness({ kind: "tick", at: Date.now() });
+      this.afterWrite();
+      return { status: this.liveness().status };
+    });
   }
 
   async getHost(): Promise<HubResult<HostView>> {

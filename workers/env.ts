@@ -25,6 +25,7 @@ export interface Env {
   SSE_HEARTBEAT_MS?: string;
   OUTBOX_FLUSH_MS?: string;
   OUTBOX_MAX_CONCURRENT_DRAINS?: string;
+  PRESENCE_KEY?: string;
 }
 
 const SettingsSchema = z.object({
@@ -45,6 +46,8 @@ const SettingsSchema = z.object({
   OUTBOX_FLUSH_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   /** Hubs in one isolate drain through at most this many Postgres connections at a time. */
   OUTBOX_MAX_CONCURRENT_DRAINS: z.coerce.number().int().min(1).max(256).default(8),
+  /** The Redis sorted set of hosts by last heartbeat, read by the cron sweep. */
+  PRESENCE_KEY: z.string().min(1).default("fd:presence"),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 

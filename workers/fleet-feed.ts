@@ -2,7 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { topicMatches } from "../src/domain/event.js";
 import { formatSse } from "../src/protocol/sse.js";
 import { migrateStorage, type StorageMigration } from "./do-storage.js";
-import type { Env } from "./env.js";
+import { type Env, settingsOf } from "./env.js";
+import { openRedis } from "./redis.js";
 
 const MIGRATIONS: readonly StorageMigration[] = [
   [
@@ -13,7 +14,13 @@ const MIGRATIONS: readonly StorageMigration[] = [
     `ALTER TABLE events ADD COLUMN event_id TEXT`,
     `CREATE UNIQUE INDEX events_event_id ON events (event_id)`,
   ],
+  [
+    // Hosts the cron sweep found overdue, poked by this object's alarm a batch at a time.
+    `CREATE TABLE sweep_queue (client_id TEXT PRIMARY KEY, queued_at INTEGER NOT NULL)`,
+  ],
 ];
+
+const SWEEP_BATCH = 50;
 
 /** How many events are kept for resume. */
 const RETAIN = 10_000;
@@ -76,6 +83,53 @@ export class FleetFeed extends DurableObject<Env> {
     if (stored > 0)
       this.ctx.storage.sql.exec("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", RETAIN);
     return { stored };
+  }
+
+  /** Queue overdue hosts (deduplicated) for their hubs to check; the alarm does the pokes. */
+  async sweep(clientIds: string[]): Promise<{ queued: number }> {
+    const now = Date.now();
+    for (const id of clientIds) {
+      this.ctx.storage.sql.exec(
+        "INSERT INTO sweep_queue (client_id, queued_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        id,
+        now,
+      );
+    }
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now);
+    return { queued: clientIds.length };
+  }
+
+  /** One batch of pokes per run; hubs already offline (or gone) leave the presence index. */
+  override async alarm(): Promise<void> {
+    const batch = this.ctx.storage.sql
+      .exec<{ client_id: string }>(
+        "SELECT client_id FROM sweep_queue ORDER BY queued_at LIMIT ?",
+        SWEEP_BATCH,
+      )
+      .toArray()
+      .map((r) => r.client_id);
+    const settled: string[] = [];
+    await Promise.all(
+      batch.map(async (clientId) => {
+        const hub = this.env.CLIENT_HUB.get(this.env.CLIENT_HUB.idFromName(clientId)) as unknown as {
+          checkLiveness(): Promise<{ ok: boolean; value?: { status: string } }>;
+        };
+        try {
+          const answer = await hub.checkLiveness();
+          if (!answer.ok || answer.value?.status === "offline") settled.push(clientId);
+        } catch {
+          // Left in the presence index: the next sweep tries again.
+        }
+      }),
+    );
+    if (settled.length > 0) {
+      await openRedis(settingsOf(this.env))
+        .zrem(settingsOf(this.env).PRESENCE_KEY, ...settled)
+        .catch(() => {});
+    }
+    for (const id of batch) this.ctx.storage.sql.exec("DELETE FROM sweep_queue WHERE client_id = ?", id);
+    const left = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sweep_queue").one().n;
+    if (left > 0) await this.ctx.storage.setAlarm(Date.now());
   }
 
   override async fetch(request: Request): Promise<Response> {

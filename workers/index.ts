@@ -10,6 +10,6 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
-    ctx.waitUntil(runStaleSweep(env, controller.scheduledTime, controller.cron));
+    ctx.waitUntil(runStaleSweep(env, controller.scheduledTime));
   },
 } satisfies ExportedHandler<Env>;
