@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
+import { every, except } from "hono/combine";
 import { cors } from "hono/cors";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
@@ -12,6 +13,7 @@ import { eventRoutes } from "./api/events.js";
 import { hostRoutes } from "./api/hosts.js";
 import { sessionRoutes } from "./api/sessions.js";
 import { tokenRoutes } from "./api/tokens.js";
+import { webhookRoutes } from "./api/webhooks.js";
 import type { AppEnv } from "./app-env.js";
 import { authenticate } from "./auth.js";
 import { settingsOf } from "./env.js";
@@ -94,7 +96,13 @@ export function createApp(): OpenAPIHono<AppEnv> {
     );
   });
 
-  app.use("/api/*", corsFromSettings, limitBody, requireJson, authenticate, rateLimit);
+  // Signed webhooks authenticate by their signature, not a bearer token.
+  app.use("/api/webhooks/*", limitBody);
+  app.route("/", webhookRoutes());
+  app.use(
+    "/api/*",
+    except("/api/webhooks/*", every(corsFromSettings, limitBody, requireJson, authenticate, rateLimit)),
+  );
   app.route("/", tokenRoutes());
   app.route("/", clientRoutes());
   app.route("/", commandRoutes());

@@ -75,6 +75,10 @@ const MIGRATIONS: readonly StorageMigration[] = [
        session_id TEXT NOT NULL, seq INTEGER NOT NULL, from_status TEXT, to_status TEXT NOT NULL,
        exit_code INTEGER, reason TEXT, at INTEGER NOT NULL, PRIMARY KEY (session_id, seq))`,
   ],
+  [
+    // Signed webhook requests already used: the exact same signature twice is a replay.
+    `CREATE TABLE seen_signatures (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)`,
+  ],
 ];
 
 /** The storage schema version a hub reaches once initialised. */
@@ -222,6 +226,18 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     return this.run(() => {
       this.requireClient();
       const now = Date.now();
+      if (input.replayGuard) {
+        this.sql.exec("DELETE FROM seen_signatures WHERE expires_at < ?", now);
+        const seen = this.sql
+          .exec("SELECT 1 FROM seen_signatures WHERE hash = ?", input.replayGuard.hash)
+          .toArray();
+        if (seen.length > 0) throw new HubFailure("UNAUTHORIZED", "replayed signature");
+        this.sql.exec(
+          "INSERT INTO seen_signatures (hash, expires_at) VALUES (?, ?)",
+          input.replayGuard.hash,
+          input.replayGuard.expiresAt,
+        );
+      }
       if (input.idempotencyKey) {
         this.sql.exec("DELETE FROM idempotency WHERE created_at < ?", now - IDEMPOTENCY_TTL_MS);
         const seen = this.sql

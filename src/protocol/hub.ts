@@ -39,6 +39,8 @@ export interface HubCreateCommand {
   /** SHA-256 of the request body, to tell a replay from a reused key. */
   bodyHash: string | null;
   cause: string;
+  /** A signed webhook's signature hash: seen before means a replay (refused with 401). */
+  replayGuard?: { hash: string; expiresAt: number };
 }
 
 export interface HubCreated {

@@ -1,0 +1,95 @@
+import { Receiver } from "@upstash/qstash";
+import { z } from "zod";
+import { CreateCommandSchema } from "../../src/domain/command.js";
+import { isClientId, newCommandId, sha256Hex } from "../../src/domain/ids.js";
+import { canonicalJson } from "../../src/protocol/canonical-json.js";
+import { FleetdeckError } from "../../src/protocol/errors.js";
+import type { AppEnv } from "../app-env.js";
+import { hubFor, unwrap } from "../hub-client.js";
+import { createRouter } from "./openapi.js";
+
+const SIGNATURE_REJECTED = "invalid, expired or replayed signature";
+
+/**
+ * POST /api/webhooks/qstash: a command arriving through QStash (a schedule tick, or another
+ * system publishing to it). The `Upstash-Signature` JWT is checked with the current and the
+ * next signing key, for this URL and this exact body. The same signature twice is a replay
+ * (401, nothing created); a QStash retry carries a new signature for the same message id and
+ * gets the command created the first time (idempotent by message id).
+ */
+export function webhookRoutes() {
+  const app = createRouter();
+  app.post("/api/webhooks/qstash", async (c) => {
+    const current = c.env.QSTASH_CURRENT_SIGNING_KEY;
+    const next = c.env.QSTASH_NEXT_SIGNING_KEY;
+    if (!current || !next) {
+      throw new FleetdeckError(
+        "MISCONFIGURED",
+        "missing setting: QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY",
+      );
+    }
+    const signature = c.req.header("upstash-signature");
+    const body = await c.req.text();
+    if (!signature) throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
+    const url = publicUrl(c.env.PUBLIC_URL, c.req.url);
+    const receiver = new Receiver({ currentSigningKey: current, nextSigningKey: next });
+    try {
+      await receiver.verify({ signature, body, url });
+    } catch {
+      throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
+    }
+    const claims = decodeClaims(signature);
+    let parsedBody: unknown;
+    try {
+      parsedBody = JSON.parse(body);
+    } catch {
+      throw new FleetdeckError("INVALID_JSON", "request body is not valid JSON");
+    }
+    const input = CreateCommandSchema.safeParse(parsedBody);
+    if (!input.success) {
+      throw new FleetdeckError("VALIDATION_FAILED", "request failed validation", {
+        details: { issues: input.error.issues.map((i) => ({ path: i.path, message: i.message })) },
+      });
+    }
+    const cmd = input.data;
+    if (!isClientId(cmd.clientId)) throw new FleetdeckError("NOT_FOUND", "no such client");
+    const messageId = c.req.header("upstash-message-id") ?? claims.jti;
+    const result = await unwrap(
+      hubFor(c.env, cmd.clientId).createCommand({
+        id: newCommandId(cmd.clientId),
+        action: cmd.action,
+        payload: cmd.payload,
+        priority: cmd.priority,
+        timeoutSec: cmd.timeoutSec,
+        deadline: cmd.deadline ?? (cmd.ttlSec !== undefined ? Date.now() + cmd.ttlSec * 1000 : null),
+        coalesceKey: cmd.coalesceKey ?? null,
+        idempotencyKey: `qstash:${messageId}`,
+        bodyHash: await sha256Hex(canonicalJson(cmd)),
+        cause: `qstash message ${messageId}`,
+        replayGuard: {
+          hash: await sha256Hex(signature),
+          expiresAt: (claims.exp ?? Date.now() / 1000 + 600) * 1000 + 60_000,
+        },
+      }),
+    );
+    return c.json(result.command, result.replayed ? 200 : 201);
+  });
+  return app;
+}
+
+/** The URL QStash signed: PUBLIC_URL (as the world sees this Worker) plus the request's path. */
+function publicUrl(base: string | undefined, requestUrl: string): string {
+  const u = new URL(requestUrl);
+  if (!base) return u.toString();
+  return `${base.replace(/\/$/, "")}${u.pathname}${u.search}`;
+}
+
+const ClaimsSchema = z.object({ jti: z.string(), exp: z.number().optional() });
+
+function decodeClaims(jwt: string): z.infer<typeof ClaimsSchema> {
+  const payload = jwt.split(".")[1] ?? "";
+  const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/"));
+  return ClaimsSchema.parse(JSON.parse(json));
+}
+
+export type WebhookAppEnv = AppEnv;
