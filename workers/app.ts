@@ -12,6 +12,7 @@ import { commandRoutes } from "./api/commands.js";
 import { eventRoutes } from "./api/events.js";
 import { hostRoutes } from "./api/hosts.js";
 import { sessionRoutes } from "./api/sessions.js";
+import { subscriptionRoutes } from "./api/subscriptions.js";
 import { tokenRoutes } from "./api/tokens.js";
 import { webhookRoutes } from "./api/webhooks.js";
 import type { AppEnv } from "./app-env.js";
@@ -109,6 +110,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", eventRoutes());
   app.route("/", hostRoutes());
   app.route("/", sessionRoutes());
+  app.route("/", subscriptionRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -26,6 +26,7 @@ export interface Env {
   OUTBOX_FLUSH_MS?: string;
   OUTBOX_MAX_CONCURRENT_DRAINS?: string;
   PRESENCE_KEY?: string;
+  SUBSCRIPTION_RETRIES?: string;
 }
 
 const SettingsSchema = z.object({
@@ -48,6 +49,8 @@ const SettingsSchema = z.object({
   OUTBOX_MAX_CONCURRENT_DRAINS: z.coerce.number().int().min(1).max(256).default(8),
   /** The Redis sorted set of hosts by last heartbeat, read by the cron sweep. */
   PRESENCE_KEY: z.string().min(1).default("fd:presence"),
+  /** QStash retries per subscriber delivery before it is dead-lettered. */
+  SUBSCRIPTION_RETRIES: z.coerce.number().int().min(0).max(5).default(3),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 

@@ -1,9 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
+import { Client as QStashClient } from "@upstash/qstash";
 import { topicMatches } from "../src/domain/event.js";
+import { ulid } from "../src/domain/ids.js";
 import { formatSse } from "../src/protocol/sse.js";
 import { migrateStorage, type StorageMigration } from "./do-storage.js";
 import { type Env, settingsOf } from "./env.js";
+import { log } from "./log.js";
 import { openRedis } from "./redis.js";
+import { buildDelivery, type StoredSubscription } from "./subscriber-delivery.js";
 
 const MIGRATIONS: readonly StorageMigration[] = [
   [
@@ -17,6 +21,17 @@ const MIGRATIONS: readonly StorageMigration[] = [
   [
     // Hosts the cron sweep found overdue, poked by this object's alarm a batch at a time.
     `CREATE TABLE sweep_queue (client_id TEXT PRIMARY KEY, queued_at INTEGER NOT NULL)`,
+  ],
+  [
+    `CREATE TABLE subscriptions (id TEXT PRIMARY KEY, url TEXT NOT NULL, kind TEXT NOT NULL, topics TEXT NOT NULL, secret TEXT, created_at INTEGER NOT NULL)`,
+    // One row per (event, subscription): queued -> published (handed to QStash) -> delivered | dead.
+    `CREATE TABLE deliveries (
+       id TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, event_seq INTEGER NOT NULL, topic TEXT NOT NULL,
+       status TEXT NOT NULL, retried INTEGER NOT NULL DEFAULT 0, message_id TEXT, response_status INTEGER,
+       created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
+    `CREATE INDEX deliveries_sub ON deliveries (subscription_id, created_at)`,
+    `CREATE INDEX deliveries_status ON deliveries (status)`,
+    `CREATE UNIQUE INDEX deliveries_message ON deliveries (message_id)`,
   ],
 ];
 
@@ -72,6 +87,17 @@ export class FleetFeed extends DurableObject<Env> {
         .toArray()[0];
       if (!row) continue;
       stored++;
+      for (const sub of this.matchingSubscriptions(e.topic)) {
+        this.ctx.storage.sql.exec(
+          "INSERT INTO deliveries (id, subscription_id, event_seq, topic, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+          `dlv_${ulid()}`,
+          sub.id,
+          row.seq,
+          e.topic,
+          Date.now(),
+          Date.now(),
+        );
+      }
       const frame = formatSse({
         id: row.seq,
         event: e.topic,
@@ -80,9 +106,202 @@ export class FleetFeed extends DurableObject<Env> {
       for (const w of this.watchers)
         if (w.filters.some((f) => topicMatches(f, e.topic))) this.write(w, frame);
     }
-    if (stored > 0)
-      this.ctx.storage.sql.exec("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", RETAIN);
+    if (stored > 0) {
+      this.ctx.storage.sql.exec(
+        "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ? AND seq NOT IN (SELECT event_seq FROM deliveries WHERE status = 'queued')",
+        RETAIN,
+      );
+      await this.armSoon();
+    }
     return { stored };
+  }
+
+  // ---------- subscriptions ----------
+
+  async addSubscription(sub: StoredSubscription): Promise<void> {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO subscriptions (id, url, kind, topics, secret, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      sub.id,
+      sub.url,
+      sub.kind,
+      JSON.stringify(sub.topics),
+      sub.secret,
+      Date.now(),
+    );
+  }
+
+  async removeSubscription(id: string): Promise<boolean> {
+    const removed =
+      this.ctx.storage.sql.exec("DELETE FROM subscriptions WHERE id = ? RETURNING id", id).toArray().length >
+      0;
+    this.ctx.storage.sql.exec(
+      "UPDATE deliveries SET status = 'canceled', updated_at = ? WHERE subscription_id = ? AND status = 'queued'",
+      Date.now(),
+      id,
+    );
+    return removed;
+  }
+
+  async listSubscriptions(): Promise<(Omit<StoredSubscription, "secret"> & { createdAt: number })[]> {
+    return this.subscriptionRows().map(({ secret: _secret, ...rest }) => rest);
+  }
+
+  async deliveries(subscriptionId: string, limit: number): Promise<Record<string, SqlStorageValue>[] | null> {
+    const exists =
+      this.ctx.storage.sql.exec("SELECT 1 FROM subscriptions WHERE id = ?", subscriptionId).toArray().length >
+      0;
+    const any =
+      this.ctx.storage.sql
+        .exec("SELECT 1 FROM deliveries WHERE subscription_id = ? LIMIT 1", subscriptionId)
+        .toArray().length > 0;
+    if (!exists && !any) return null;
+    return this.ctx.storage.sql
+      .exec<Record<string, SqlStorageValue>>(
+        `SELECT d.id, d.topic, d.status, d.retried, d.message_id AS messageId, d.response_status AS responseStatus,
+                d.created_at AS createdAt, d.updated_at AS updatedAt, e.event_id AS eventId
+         FROM deliveries d LEFT JOIN events e ON e.seq = d.event_seq
+         WHERE d.subscription_id = ? ORDER BY d.created_at DESC LIMIT ?`,
+        subscriptionId,
+        limit,
+      )
+      .toArray();
+  }
+
+  /** QStash's callback for a message: delivered (after `retried` retries), or dead after the last one. */
+  async recordOutcome(
+    messageId: string,
+    outcome: "delivered" | "dead",
+    responseStatus: number | null,
+    retried: number,
+  ): Promise<boolean> {
+    return (
+      this.ctx.storage.sql
+        .exec(
+          "UPDATE deliveries SET status = ?, response_status = ?, retried = ?, updated_at = ? WHERE message_id = ? RETURNING id",
+          outcome,
+          responseStatus,
+          retried,
+          Date.now(),
+          messageId,
+        )
+        .toArray().length > 0
+    );
+  }
+
+  private subscriptionRows(): (StoredSubscription & { createdAt: number })[] {
+    return this.ctx.storage.sql
+      .exec<{
+        id: string;
+        url: string;
+        kind: string;
+        topics: string;
+        secret: string | null;
+        created_at: number;
+      }>("SELECT id, url, kind, topics, secret, created_at FROM subscriptions ORDER BY created_at")
+      .toArray()
+      .map((r) => ({
+        id: r.id,
+        url: r.url,
+        kind: r.kind as StoredSubscription["kind"],
+        topics: JSON.parse(r.topics) as string[],
+        secret: r.secret,
+        createdAt: r.created_at,
+      }));
+  }
+
+  private matchingSubscriptions(topic: string): StoredSubscription[] {
+    return this.subscriptionRows().filter((s) => s.topics.some((f) => topicMatches(f, topic)));
+  }
+
+  /** Hands queued deliveries to QStash, 100 per batch call; QStash does the retries. */
+  private async publishQueued(): Promise<void> {
+    const queued = this.ctx.storage.sql
+      .exec<{ id: string; subscription_id: string; event_seq: number }>(
+        "SELECT id, subscription_id, event_seq FROM deliveries WHERE status = 'queued' ORDER BY created_at LIMIT 100",
+      )
+      .toArray();
+    if (queued.length === 0) return;
+    if (!this.env.QSTASH_TOKEN) {
+      log("error", "subscriber deliveries are waiting, but QSTASH_TOKEN is not set");
+      return;
+    }
+    const settings = settingsOf(this.env);
+    const subs = new Map(this.subscriptionRows().map((s) => [s.id, s]));
+    const base = (this.env.PUBLIC_URL ?? "").replace(/\/$/, "");
+    const messages = [];
+    const ids: string[] = [];
+    for (const q of queued) {
+      const sub = subs.get(q.subscription_id);
+      const ev = this.ctx.storage.sql
+        .exec<{ event_id: string; topic: string; client_id: string | null; at: number; data: string }>(
+          "SELECT event_id, topic, client_id, at, data FROM events WHERE seq = ?",
+          q.event_seq,
+        )
+        .toArray()[0];
+      if (!sub || !ev) {
+        this.ctx.storage.sql.exec(
+          "UPDATE deliveries SET status = 'canceled', updated_at = ? WHERE id = ?",
+          Date.now(),
+          q.id,
+        );
+        continue;
+      }
+      const { body, headers } = await buildDelivery(
+        sub,
+        {
+          id: ev.event_id,
+          topic: ev.topic,
+          clientId: ev.client_id,
+          at: ev.at,
+          data: JSON.parse(ev.data) as Record<string, unknown>,
+        },
+        q.id,
+        Date.now(),
+      );
+      messages.push({
+        url: sub.url,
+        body,
+        headers,
+        retries: settings.SUBSCRIPTION_RETRIES,
+        ...(base
+          ? {
+              callback: `${base}/api/webhooks/qstash/delivered`,
+              failureCallback: `${base}/api/webhooks/qstash/dead`,
+            }
+          : {}),
+      });
+      ids.push(q.id);
+    }
+    if (messages.length === 0) return;
+    try {
+      const client = new QStashClient({
+        token: this.env.QSTASH_TOKEN,
+        ...(this.env.QSTASH_URL ? { baseUrl: this.env.QSTASH_URL } : {}),
+      });
+      const answers = (await client.batch(messages)) as { messageId: string }[];
+      answers.forEach((a, i) => {
+        this.ctx.storage.sql.exec(
+          "UPDATE deliveries SET status = 'published', message_id = ?, updated_at = ? WHERE id = ?",
+          a.messageId,
+          Date.now(),
+          ids[i]!,
+        );
+      });
+    } catch (error) {
+      log("warn", "could not hand deliveries to QStash; will retry", {
+        waiting: messages.length,
+        error: String(error),
+      });
+      await this.ctx.storage.setAlarm(Date.now() + 5000);
+    }
+  }
+
+  private async armSoon(): Promise<void> {
+    const queued = this.ctx.storage.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'queued'")
+      .one().n;
+    if (queued > 0 && (await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now());
   }
 
   /** Queue overdue hosts (deduplicated) for their hubs to check; the alarm does the pokes. */
@@ -101,6 +320,10 @@ export class FleetFeed extends DurableObject<Env> {
 
   /** One batch of pokes per run; hubs already offline (or gone) leave the presence index. */
   override async alarm(): Promise<void> {
+    await this.publishQueued();
+    const moreDeliveries = this.ctx.storage.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'queued'")
+      .one().n;
     const batch = this.ctx.storage.sql
       .exec<{ client_id: string }>(
         "SELECT client_id FROM sweep_queue ORDER BY queued_at LIMIT ?",
@@ -129,7 +352,11 @@ export class FleetFeed extends DurableObject<Env> {
     }
     for (const id of batch) this.ctx.storage.sql.exec("DELETE FROM sweep_queue WHERE client_id = ?", id);
     const left = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sweep_queue").one().n;
-    if (left > 0) await this.ctx.storage.setAlarm(Date.now());
+    if (left > 0 || moreDeliveries > 0) {
+      const current = await this.ctx.storage.getAlarm();
+      if (current === null || current > Date.now() + 100)
+        await this.ctx.storage.setAlarm(Date.now() + (left > 0 ? 0 : 100));
+    }
   }
 
   override async fetch(request: Request): Promise<Response> {

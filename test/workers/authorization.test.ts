@@ -26,6 +26,7 @@ const tokens: Partial<Record<Who, string>> = {};
 let clientA: { id: string; key: string };
 let commandA: string;
 let sessionA: string;
+let subscriptionId: string;
 
 async function streamStatus(path: string, t: string | undefined): Promise<number> {
   const worker = (exports as unknown as { default: Fetcher }).default;
@@ -200,6 +201,33 @@ const ROUTES: RouteCase[] = [
     expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
   },
   {
+    name: "POST /api/subscriptions",
+    call: (t) =>
+      status("POST", "/api/subscriptions", t, { url: "http://127.0.0.1:9/hook", topics: ["host.*"] }),
+    expect: operatorsOnly("allow", 403, 403, 403, 403),
+  },
+  {
+    name: "GET /api/subscriptions",
+    call: (t) => status("GET", "/api/subscriptions", t),
+    expect: operatorsOnly("allow", "allow", "allow", 403, 403),
+  },
+  {
+    name: "DELETE /api/subscriptions/:id",
+    call: async (t) => {
+      const target = await api("POST", "/api/subscriptions", {
+        token: ADMIN,
+        body: { url: "http://127.0.0.1:9/x", topics: ["*"] },
+      });
+      return status("DELETE", `/api/subscriptions/${target.body.id}`, t);
+    },
+    expect: operatorsOnly("allow", 403, 403, 403, 403),
+  },
+  {
+    name: "GET /api/subscriptions/:id/deliveries",
+    call: async (t) => status("GET", `/api/subscriptions/${subscriptionId}/deliveries`, t),
+    expect: operatorsOnly("allow", "allow", "allow", 403, 403),
+  },
+  {
     name: "GET /api/events/:clientId",
     call: async (t) => {
       const worker = (exports as unknown as { default: Fetcher }).default;
@@ -230,6 +258,12 @@ beforeAll(async () => {
   await api("POST", `/api/clients/${rotated.id}/rotate-key`, { token: ADMIN });
   tokens.rotatedKey = rotated.key;
   commandA = (await createCommand(clientA.id)).body.id;
+  subscriptionId = (
+    await api("POST", "/api/subscriptions", {
+      token: ADMIN,
+      body: { url: "http://127.0.0.1:9/m", topics: ["session.*"] },
+    })
+  ).body.id;
   sessionA = (
     await api("POST", "/api/sessions", {
       token: ADMIN,

@@ -7,6 +7,7 @@ import { FleetdeckError } from "../../src/protocol/errors.js";
 import type { AppEnv } from "../app-env.js";
 import { hubFor, unwrap } from "../hub-client.js";
 import { createRouter } from "./openapi.js";
+import { feedOf } from "./subscriptions.js";
 
 const SIGNATURE_REJECTED = "invalid, expired or replayed signature";
 
@@ -74,8 +75,47 @@ export function webhookRoutes() {
     );
     return c.json(result.command, result.replayed ? 200 : 201);
   });
+  /** QStash's callbacks for subscriber deliveries: the outcome of each message, signed like any delivery. */
+  for (const outcome of ["delivered", "dead"] as const) {
+    app.post(`/api/webhooks/qstash/${outcome}`, async (c) => {
+      const current = c.env.QSTASH_CURRENT_SIGNING_KEY;
+      const next = c.env.QSTASH_NEXT_SIGNING_KEY;
+      if (!current || !next)
+        throw new FleetdeckError(
+          "MISCONFIGURED",
+          "missing setting: QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY",
+        );
+      const signature = c.req.header("upstash-signature");
+      const body = await c.req.text();
+      if (!signature) throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
+      try {
+        await new Receiver({ currentSigningKey: current, nextSigningKey: next }).verify({
+          signature,
+          body,
+          url: publicUrl(c.env.PUBLIC_URL, c.req.url),
+        });
+      } catch {
+        throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
+      }
+      const parsed = CallbackSchema.safeParse(JSON.parse(body));
+      if (!parsed.success) throw new FleetdeckError("VALIDATION_FAILED", "not a QStash callback body");
+      const known = await feedOf(c.env).recordOutcome(
+        parsed.data.sourceMessageId,
+        outcome,
+        parsed.data.status ?? null,
+        parsed.data.retried ?? 0,
+      );
+      return c.json({ recorded: known }, 200);
+    });
+  }
   return app;
 }
+
+const CallbackSchema = z.object({
+  sourceMessageId: z.string(),
+  status: z.number().int().optional(),
+  retried: z.number().int().optional(),
+});
 
 /** The URL QStash signed: PUBLIC_URL (as the world sees this Worker) plus the request's path. */
 function publicUrl(base: string | undefined, requestUrl: string): string {
