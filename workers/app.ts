@@ -11,6 +11,7 @@ import { clientRoutes } from "./api/clients.js";
 import { commandRoutes } from "./api/commands.js";
 import { eventRoutes } from "./api/events.js";
 import { hostRoutes } from "./api/hosts.js";
+import { scheduleRoutes } from "./api/schedules.js";
 import { sessionRoutes } from "./api/sessions.js";
 import { subscriptionRoutes } from "./api/subscriptions.js";
 import { tokenRoutes } from "./api/tokens.js";
@@ -111,6 +112,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", hostRoutes());
   app.route("/", sessionRoutes());
   app.route("/", subscriptionRoutes());
+  app.route("/", scheduleRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

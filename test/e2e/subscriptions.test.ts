@@ -109,4 +109,37 @@ describe("subscriptions: events out through QStash", () => {
     expect((await api("DELETE", `/api/subscriptions/${failing.body.id}`)).status).toBe(204);
     expect((await api("DELETE", `/api/subscriptions/${failing.body.id}`)).status).toBe(404);
   });
+
+  it("creates a command on every tick of a schedule, until the schedule is deleted", async () => {
+    const api = (method: string, path: string, body?: unknown) =>
+      call(cloud.workerUrl, method, path, cloud.adminToken, body);
+    const client = (await api("POST", "/api/clients", { name: "scheduled" })).body;
+    // The emulator takes a seconds field too, so the test need not wait a minute.
+    const created = await api("POST", "/api/schedules", {
+      cron: "* * * * * *",
+      command: { clientId: client.id, action: "health-check" },
+    });
+    expect(created.status).toBe(201);
+    const listed = await api("GET", "/api/schedules");
+    expect(listed.body.schedules.map((x: { scheduleId: string }) => x.scheduleId)).toContain(
+      created.body.scheduleId,
+    );
+    await expect
+      .poll(async () => (await api("GET", `/api/commands?clientId=${client.id}`)).body.commands.length, {
+        timeout: 15_000,
+      })
+      .toBeGreaterThanOrEqual(2);
+    expect((await api("DELETE", `/api/schedules/${created.body.scheduleId}`)).status).toBe(204);
+    const after = (await api("GET", `/api/commands?clientId=${client.id}`)).body.commands.length;
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(
+      (await api("GET", `/api/commands?clientId=${client.id}`)).body.commands.length,
+    ).toBeLessThanOrEqual(after + 1);
+    expect((await api("DELETE", `/api/schedules/${created.body.scheduleId}`)).status).toBe(404);
+    const badCron = await api("POST", "/api/schedules", {
+      cron: "not a cron at all",
+      command: { clientId: client.id, action: "x" },
+    });
+    expect(badCron.status).toBe(422);
+  });
 });
