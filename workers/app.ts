@@ -10,6 +10,7 @@ import { FleetdeckError, internalErrorBody, isFleetdeckError } from "../src/prot
 import { clientRoutes } from "./api/clients.js";
 import { commandRoutes } from "./api/commands.js";
 import { eventRoutes } from "./api/events.js";
+import { hookRuleRoutes, inboundHookRoutes } from "./api/hooks.js";
 import { hostRoutes } from "./api/hosts.js";
 import { scheduleRoutes } from "./api/schedules.js";
 import { sessionRoutes } from "./api/sessions.js";
@@ -101,10 +102,13 @@ export function createApp(): OpenAPIHono<AppEnv> {
   // Signed webhooks authenticate by their signature, not a bearer token.
   app.use("/api/webhooks/*", limitBody);
   app.route("/", webhookRoutes());
-  app.use(
-    "/api/*",
-    except("/api/webhooks/*", every(corsFromSettings, limitBody, requireJson, authenticate, rateLimit)),
-  );
+  // Signed endpoints (QStash, inbound hooks) authenticate by signature; everything else by bearer token.
+  const signed = (c: { req: { path: string; method: string } }) =>
+    c.req.path.startsWith("/api/webhooks/") ||
+    (c.req.method === "POST" && /^\/api\/hooks\/[^/]+$/.test(c.req.path));
+  app.use("/api/*", except(signed, every(corsFromSettings, limitBody, requireJson, authenticate, rateLimit)));
+  app.use("/api/hooks/:hookId", async (c, next) => (c.req.method === "POST" ? limitBody(c, next) : next()));
+  app.route("/", inboundHookRoutes());
   app.route("/", tokenRoutes());
   app.route("/", clientRoutes());
   app.route("/", commandRoutes());
@@ -113,6 +117,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", sessionRoutes());
   app.route("/", subscriptionRoutes());
   app.route("/", scheduleRoutes());
+  app.route("/", hookRuleRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -33,6 +33,10 @@ const MIGRATIONS: readonly StorageMigration[] = [
     `CREATE INDEX deliveries_status ON deliveries (status)`,
     `CREATE UNIQUE INDEX deliveries_message ON deliveries (message_id)`,
   ],
+  [
+    // Inbound webhook rules: a signed POST /api/hooks/:id becomes the command its template makes.
+    `CREATE TABLE hooks (id TEXT PRIMARY KEY, name TEXT NOT NULL, secret TEXT NOT NULL, template TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+  ],
 ];
 
 const SWEEP_BATCH = 50;
@@ -114,6 +118,56 @@ export class FleetFeed extends DurableObject<Env> {
       await this.armSoon();
     }
     return { stored };
+  }
+
+  // ---------- inbound hooks ----------
+
+  async addHook(hook: {
+    id: string;
+    name: string;
+    secret: string;
+    template: Record<string, unknown>;
+  }): Promise<void> {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO hooks (id, name, secret, template, created_at) VALUES (?, ?, ?, ?, ?)",
+      hook.id,
+      hook.name,
+      hook.secret,
+      JSON.stringify(hook.template),
+      Date.now(),
+    );
+  }
+
+  async getHook(
+    id: string,
+  ): Promise<{ id: string; name: string; secret: string; template: Record<string, unknown> } | null> {
+    const row = this.ctx.storage.sql
+      .exec<{ id: string; name: string; secret: string; template: string }>(
+        "SELECT id, name, secret, template FROM hooks WHERE id = ?",
+        id,
+      )
+      .toArray()[0];
+    return row ? { ...row, template: JSON.parse(row.template) as Record<string, unknown> } : null;
+  }
+
+  async listHooks(): Promise<
+    { id: string; name: string; template: Record<string, unknown>; createdAt: number }[]
+  > {
+    return this.ctx.storage.sql
+      .exec<{ id: string; name: string; template: string; created_at: number }>(
+        "SELECT id, name, template, created_at FROM hooks ORDER BY created_at",
+      )
+      .toArray()
+      .map((r) => ({
+        id: r.id,
+        name: r.name,
+        template: JSON.parse(r.template) as Record<string, unknown>,
+        createdAt: r.created_at,
+      }));
+  }
+
+  async removeHook(id: string): Promise<boolean> {
+    return this.ctx.storage.sql.exec("DELETE FROM hooks WHERE id = ? RETURNING id", id).toArray().length > 0;
   }
 
   // ---------- subscriptions ----------
