@@ -10,6 +10,7 @@ import { HAVE_CUPS, HAVE_XVFB, startPrivateCups, startXvfb } from "../support/de
 import { call } from "../support/http.js";
 import { startTestCloud, type TestCloud } from "../support/local-cloud.js";
 import { createPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import { connectSse } from "../support/sse-client.js";
 import { startTcpRelay } from "../support/tcp-relay.js";
 
 // CI installs the desktop tools and sets this, so a missing tool fails there instead of skipping.
@@ -21,7 +22,7 @@ let redis: PrivateRedis;
 const agents: AgentProcess[] = [];
 
 beforeAll(async () => {
-  cloud = await startTestCloud();
+  cloud = await startTestCloud({ STALE_HOST_THRESHOLD_SECONDS: "3" });
   redis = createPrivateRedis(await freePort());
   await redis.start();
 }, 120_000);
@@ -307,6 +308,29 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
     } finally {
       await relay.close();
     }
+  });
+
+  it("is reported stale within the threshold when its agent is frozen (SIGSTOP), and online again after SIGCONT", async () => {
+    const client = await newClient();
+    const { agent } = await launch(client, { heartbeatIntervalSecs: 0.5 });
+    const feed = await connectSse(`${cloud.workerUrl}/api/stream?topics=host.*`, cloud.adminToken);
+    const seen = () => feed.received.map((e) => JSON.parse(e.data)).filter((e) => e.clientId === client.id);
+    await expect.poll(() => seen().some((e) => e.topic === "host.online"), { timeout: 10_000 }).toBe(true);
+    agent.signal("SIGSTOP");
+    const stoppedAt = Date.now();
+    try {
+      await expect.poll(() => seen().some((e) => e.topic === "host.stale"), { timeout: 15_000 }).toBe(true);
+      const stale = seen().find((e) => e.topic === "host.stale")!;
+      // The threshold (3 s here) counts from the last heartbeat, sent at most 0.5 s before the stop.
+      expect(stale.at - stoppedAt).toBeLessThan(3_000 + 1_000);
+      expect(stale.data.lastHeartbeatAt).toBeLessThanOrEqual(stoppedAt + 100);
+    } finally {
+      agent.signal("SIGCONT");
+    }
+    await expect
+      .poll(() => seen().filter((e) => e.topic === "host.online").length, { timeout: 10_000 })
+      .toBe(2);
+    feed.close();
   });
 
   it("on SIGTERM lets a running command finish within the grace period, then exits 0", async () => {
