@@ -394,7 +394,7 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
 
   /** The agent's heartbeat: last seen (edge clock) and its health summary. */
   async recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>> {
-    const result = this.run(() => {
+    const result = await this.run(() => {
       const client = this.requireClient();
       const now = Date.now();
       this.setMeta("last_seen", String(now));
@@ -711,7 +711,10 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
         request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId"),
       );
       const heartbeatMs = Number(url.searchParams.get("heartbeatMs") ?? 15_000);
-      return this.openStream(mode, lastEventId, heartbeatMs);
+      const response = this.openStream(mode, lastEventId, heartbeatMs);
+      // Dispatching on connect scheduled timeouts: arm for them before answering.
+      await this.rearm();
+      return response;
     }
     return Response.json(
       { error: { code: "NOT_FOUND", message: "no such hub route", retryable: false } },
@@ -809,6 +812,7 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       if (this.clientRow()) {
         this.applyLiveness({ kind: "stream_closed", at: Date.now() });
         this.afterWrite();
+        void this.rearm();
       }
     }
     this.watchers.delete(stream);
@@ -957,7 +961,6 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     }
     const feed = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM feed_outbox").one().n;
     if (feed > 0 && !this.hasSchedule("feed")) this.schedule("feed", "-", Date.now());
-    void this.rearm();
   }
 
   // ---------- liveness ----------
@@ -1084,6 +1087,7 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       }
     }
     this.afterWrite();
+    await this.rearm();
   }
 
   private async drain(now: number): Promise<void> {
@@ -1132,34 +1136,45 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     return this.sql.exec("SELECT 1 FROM schedule WHERE kind = ? LIMIT 1", kind).toArray().length > 0;
   }
 
+  /**
+   * One alarm per object, armed for the earliest duty. Never for a time already past: an alarm
+   * set in the past from inside the alarm handler can be taken for the one that just ran and
+   * cleared with it (seen under load in bench/stale), so a due duty is armed for the next
+   * millisecond instead.
+   */
   private async rearm(): Promise<void> {
     const next = this.sql.exec<{ due: number | null }>("SELECT MIN(due_at) AS due FROM schedule").one().due;
     const current = await this.ctx.storage.getAlarm();
     if (next === null) {
       if (current !== null) await this.ctx.storage.deleteAlarm();
-    } else if (current !== next) {
-      await this.ctx.storage.setAlarm(next);
+      return;
     }
+    const at = Math.max(next, Date.now() + 1);
+    if (current === null || current > at || current < Date.now()) await this.ctx.storage.setAlarm(at);
   }
 
   // ---------- helpers ----------
 
-  /** Runs a unit of work as one storage transaction; expected failures become data. */
-  private run<T>(work: () => T): HubResult<T> {
+  /**
+   * Runs a unit of work as one storage transaction; expected failures become data. The alarm
+   * is re-armed (awaited) before the answer, so a duty scheduled by the work is never lost.
+   */
+  private async run<T>(work: () => T): Promise<HubResult<T>> {
     if (this.status !== "ready") {
       return {
         ok: false,
         error: { code: "DEPENDENCY_UNAVAILABLE", message: `client hub is ${this.status}` },
       };
     }
+    let result: HubResult<T>;
     try {
-      return { ok: true, value: this.ctx.storage.transactionSync(work) };
+      result = { ok: true, value: this.ctx.storage.transactionSync(work) };
     } catch (error) {
-      if (error instanceof HubFailure) {
-        return { ok: false, error: { code: error.code, message: error.message, details: error.details } };
-      }
-      throw error;
+      if (!(error instanceof HubFailure)) throw error;
+      result = { ok: false, error: { code: error.code, message: error.message, details: error.details } };
     }
+    await this.rearm();
+    return result;
   }
 
   private clientRow(): Record<string, SqlStorageValue> | undefined {
