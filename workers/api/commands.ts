@@ -10,12 +10,13 @@ import {
   CreateCommandSchema,
 } from "../../src/domain/command.js";
 import { HeartbeatSchema } from "../../src/domain/host.js";
-import { clientIdOfCommand, isClientId, newCommandId, sha256Hex } from "../../src/domain/ids.js";
+import { clientIdOfCommand, isClientId } from "../../src/domain/ids.js";
 import { ResultSchema } from "../../src/domain/result.js";
-import { canonicalJson } from "../../src/protocol/canonical-json.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import { identityOf, requireAgentOf, requireClientAccess, requireRole } from "../auth.js";
+import { createCommandFor } from "../create-command.js";
 import { openDatabase } from "../db.js";
+import type { Env } from "../env.js";
 import { settingsOf } from "../env.js";
 import { hubFor, unwrap } from "../hub-client.js";
 import { createRouter, errorResponses, jsonBody, jsonResponse, security } from "./openapi.js";
@@ -51,31 +52,13 @@ function clientOf(commandId: string): string {
   return clientId;
 }
 
-type CreateInput = z.infer<typeof CreateCommandSchema>;
-
-async function createOne(
-  env: Parameters<typeof hubFor>[0],
-  input: CreateInput,
+function createOne(
+  env: Env,
+  input: z.infer<typeof CreateCommandSchema>,
   idempotencyKey: string | null,
   cause: string,
-): Promise<{ replayed: boolean; command: Command }> {
-  if (!isClientId(input.clientId)) throw new FleetdeckError("NOT_FOUND", "no such client");
-  const deadline = input.deadline ?? (input.ttlSec !== undefined ? Date.now() + input.ttlSec * 1000 : null);
-  const bodyHash = idempotencyKey ? await sha256Hex(canonicalJson(input)) : null;
-  return unwrap(
-    hubFor(env, input.clientId).createCommand({
-      id: newCommandId(input.clientId),
-      action: input.action,
-      payload: input.payload,
-      priority: input.priority,
-      timeoutSec: input.timeoutSec,
-      deadline,
-      coalesceKey: input.coalesceKey ?? null,
-      idempotencyKey,
-      bodyHash,
-      cause,
-    }),
-  );
+) {
+  return createCommandFor(env, input, { cause, idempotencyKey });
 }
 
 export function commandRoutes() {

@@ -1,12 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { CreateCommandSchema } from "../../src/domain/command.js";
-import { isClientId, newCommandId, sha256Hex, ulid } from "../../src/domain/ids.js";
-import { canonicalJson } from "../../src/protocol/canonical-json.js";
+import { sha256Hex, ulid } from "../../src/domain/ids.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import { renderTemplate, TemplateError } from "../../src/protocol/template.js";
 import { identityOf, requireRole } from "../auth.js";
-import { hubFor, unwrap } from "../hub-client.js";
+import { createCommandFor } from "../create-command.js";
 import { newWebhookSecret, signStandardWebhook } from "../subscriber-delivery.js";
 import { createRouter, errorResponses, jsonBody, jsonResponse, security } from "./openapi.js";
 import { feedOf } from "./subscriptions.js";
@@ -130,26 +129,13 @@ export function inboundHookRoutes() {
         details: { issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message })) },
       });
     }
-    const cmd = parsed.data;
-    if (!isClientId(cmd.clientId)) throw new FleetdeckError("NOT_FOUND", "no such client");
-    const result = await unwrap(
-      hubFor(c.env, cmd.clientId).createCommand({
-        id: newCommandId(cmd.clientId),
-        action: cmd.action,
-        payload: cmd.payload,
-        priority: cmd.priority,
-        timeoutSec: cmd.timeoutSec,
-        deadline: cmd.deadline ?? (cmd.ttlSec !== undefined ? Date.now() + cmd.ttlSec * 1000 : null),
-        coalesceKey: cmd.coalesceKey ?? null,
-        idempotencyKey: null,
-        bodyHash: await sha256Hex(canonicalJson(cmd)),
-        cause: `hook ${hook.name} (${id})`,
-        replayGuard: {
-          hash: await sha256Hex(`${hook.id}:${id}`),
-          expiresAt: (ts + TOLERANCE_SEC) * 1000 + 60_000,
-        },
-      }),
-    );
+    const result = await createCommandFor(c.env, parsed.data, {
+      cause: `hook ${hook.name} (${id})`,
+      replayGuard: {
+        hash: await sha256Hex(`${hook.id}:${id}`),
+        expiresAt: (ts + TOLERANCE_SEC) * 1000 + 60_000,
+      },
+    });
     return c.json(result.command, 201);
   });
   return app;

@@ -1,11 +1,10 @@
 import { Receiver } from "@upstash/qstash";
 import { z } from "zod";
 import { CreateCommandSchema } from "../../src/domain/command.js";
-import { isClientId, newCommandId, sha256Hex } from "../../src/domain/ids.js";
-import { canonicalJson } from "../../src/protocol/canonical-json.js";
+import { sha256Hex } from "../../src/domain/ids.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import type { AppEnv } from "../app-env.js";
-import { hubFor, unwrap } from "../hub-client.js";
+import { createCommandFor } from "../create-command.js";
 import { createRouter } from "./openapi.js";
 import { feedOf } from "./subscriptions.js";
 
@@ -52,27 +51,16 @@ export function webhookRoutes() {
         details: { issues: input.error.issues.map((i) => ({ path: i.path, message: i.message })) },
       });
     }
-    const cmd = input.data;
-    if (!isClientId(cmd.clientId)) throw new FleetdeckError("NOT_FOUND", "no such client");
     const messageId = c.req.header("upstash-message-id") ?? claims.jti;
-    const result = await unwrap(
-      hubFor(c.env, cmd.clientId).createCommand({
-        id: newCommandId(cmd.clientId),
-        action: cmd.action,
-        payload: cmd.payload,
-        priority: cmd.priority,
-        timeoutSec: cmd.timeoutSec,
-        deadline: cmd.deadline ?? (cmd.ttlSec !== undefined ? Date.now() + cmd.ttlSec * 1000 : null),
-        coalesceKey: cmd.coalesceKey ?? null,
-        idempotencyKey: `qstash:${messageId}`,
-        bodyHash: await sha256Hex(canonicalJson(cmd)),
-        cause: `qstash message ${messageId}`,
-        replayGuard: {
-          hash: await sha256Hex(signature),
-          expiresAt: (claims.exp ?? Date.now() / 1000 + 600) * 1000 + 60_000,
-        },
-      }),
-    );
+    const result = await createCommandFor(c.env, input.data, {
+      cause: `qstash message ${messageId}`,
+      // A QStash retry (same message id, new signature) answers the command made the first time.
+      idempotencyKey: `qstash:${messageId}`,
+      replayGuard: {
+        hash: await sha256Hex(signature),
+        expiresAt: (claims.exp ?? Date.now() / 1000 + 600) * 1000 + 60_000,
+      },
+    });
     return c.json(result.command, result.replayed ? 200 : 201);
   });
   /** QStash's callbacks for subscriber deliveries: the outcome of each message, signed like any delivery. */
