@@ -64,7 +64,7 @@ const corsFromSettings = createMiddleware<AppEnv>(async (c, next) => {
   return cors({
     origin: origins.includes("*") ? "*" : origins,
     allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-    allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+    allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
     exposeHeaders: ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining"],
     maxAge: 600,
   })(c, next);

@@ -428,6 +428,21 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     return { ok: true, value: { receivedAt: result.value.receivedAt } };
   }
 
+  /** A host's own stale threshold (null: the fleet default, STALE_HOST_THRESHOLD_SECONDS). */
+  async setStaleThreshold(seconds: number | null): Promise<HubResult<HostView>> {
+    const result = await this.run(() => {
+      this.requireClient();
+      if (seconds === null) this.sql.exec("DELETE FROM meta WHERE key = 'stale_threshold_sec'");
+      else this.setMeta("stale_threshold_sec", String(seconds));
+      // Re-check now against the new threshold.
+      if (this.liveness().lastSeen !== null) this.applyLiveness({ kind: "tick", at: Date.now() });
+      this.afterWrite();
+      return true;
+    });
+    if (!result.ok) return result;
+    return this.getHost();
+  }
+
   /** The cron sweep's poke: the same idempotent check the hub's own alarm makes. */
   async checkLiveness(): Promise<HubResult<{ status: string }>> {
     return this.run(() => {

@@ -103,6 +103,7 @@ export interface HubApi {
   postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>>;
   recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>>;
   getHost(): Promise<HubResult<HostView>>;
+  setStaleThreshold(seconds: number | null): Promise<HubResult<HostView>>;
   createSession(input: {
     id: string;
     name: string;

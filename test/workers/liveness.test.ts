@@ -138,4 +138,31 @@ describe("host liveness and the fleet stream", () => {
     const mine = list.body.hosts.find((h: { clientId: string }) => h.clientId === client.id);
     expect(mine).toMatchObject({ status: "online", name: "listed", agentVersion: "0.1.0" });
   });
+
+  it("takes a host's own stale threshold", async () => {
+    const client = await createClient();
+    await heartbeat(client.key);
+    const set = await api("PUT", `/api/hosts/${client.id}/settings`, {
+      token: ADMIN,
+      body: { staleThresholdSec: 60 },
+    });
+    expect(set.status).toBe(200);
+    expect(set.body.staleThresholdSec).toBe(60);
+    // 20 s of silence: stale under the default 15 s; under this host's 60 s not even suspect (30 s).
+    await ageHost(client.id, 20_000);
+    expect((await api("GET", `/api/hosts/${client.id}`, { token: ADMIN })).body.status).toBe("online");
+    const back = await api("PUT", `/api/hosts/${client.id}/settings`, {
+      token: ADMIN,
+      body: { staleThresholdSec: null },
+    });
+    expect(back.body).toMatchObject({ staleThresholdSec: 15, status: "offline" });
+    expect(
+      (
+        await api("PUT", `/api/hosts/${client.id}/settings`, {
+          token: client.key,
+          body: { staleThresholdSec: 5 },
+        })
+      ).status,
+    ).toBe(403);
+  });
 });

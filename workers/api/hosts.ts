@@ -112,6 +112,36 @@ export function hostRoutes() {
     },
   );
 
+  app.openapi(
+    createRoute({
+      method: "put",
+      path: "/api/hosts/{id}/settings",
+      summary: "A host's own stale threshold (null goes back to the fleet default)",
+      security,
+      request: {
+        params: IdParam,
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z.strictObject({ staleThresholdSec: z.number().int().min(2).max(3600).nullable() }),
+            },
+          },
+        },
+      },
+      responses: { 200: jsonResponse(z.record(z.string(), z.unknown()), "The host"), ...errorResponses },
+    }),
+    async (c) => {
+      requireRole(identityOf(c), "operator");
+      const { id } = c.req.valid("param");
+      if (!isClientId(id)) throw new FleetdeckError("NOT_FOUND", "no such host");
+      return c.json(
+        await unwrap(hubFor(c.env, id).setStaleThreshold(c.req.valid("json").staleThresholdSec)),
+        200,
+      );
+    },
+  );
+
   /** The operators' fleet event stream: `?topics=host.*,command.failed`, resumable with Last-Event-ID. */
   app.get("/api/stream", async (c) => {
     requireRole(identityOf(c), "viewer");
