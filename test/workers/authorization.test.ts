@@ -176,6 +176,11 @@ const ROUTES: RouteCase[] = [
     expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
   },
   {
+    name: "PUT /api/hosts/:id/settings",
+    call: (t) => status("PUT", `/api/hosts/${clientA.id}/settings`, t, { staleThresholdSec: 30 }),
+    expect: operatorsOnly("allow", "allow", 403, 403, 403),
+  },
+  {
     name: "GET /api/stream",
     call: (t) => streamStatus("/api/stream?topics=host.*", t),
     expect: operatorsOnly("allow", "allow", "allow", 403, 403),
