@@ -6,10 +6,10 @@
  *   any     --no heartbeat for the whole threshold-->                   offline (published as host.stale)
  *   any     --heartbeat-->                                              online
  *
- * Flap damping: a host may publish at most FLAP_LIMIT connectivity events in any FLAP_WINDOW.
+ * Flap damping: a host publishes at most FLAP_LIMIT connectivity events in any FLAP_WINDOW.
  * Past that it is flapping: its changes are still recorded, but not published, until it has
- * held one state for FLAP_QUIET; then that state is published once, with `flapping: true` and
- * the number of changes that were held back.
+ * held one state for FLAP_QUIET and the window has room again; then that state is published
+ * once, with `flapping: true` and the number of changes that were held back.
  */
 import type { HostStatus } from "../domain/host.js";
 
@@ -103,8 +103,13 @@ export function stepLiveness(
       state.published.push(input.at);
     }
     change = { from, to, at: input.at, published: publish !== null };
-  } else if (state.flapping && state.stableSince !== null && input.at - state.stableSince >= FLAP_QUIET_MS) {
-    // Quiet long enough: say once where it settled.
+  } else if (
+    state.flapping &&
+    state.stableSince !== null &&
+    input.at - state.stableSince >= FLAP_QUIET_MS &&
+    state.published.length < FLAP_LIMIT
+  ) {
+    // Quiet long enough, and the window has room: say once where it settled.
     publish = {
       topic: TOPIC[state.status],
       at: input.at,
@@ -115,7 +120,7 @@ export function stepLiveness(
     state.flapping = false;
     state.suppressed = 0;
     state.stableSince = null;
-    state.published = [input.at];
+    state.published.push(input.at);
   }
 
   const checks: number[] = [];
@@ -123,7 +128,11 @@ export function stepLiveness(
     if (state.status === "online") checks.push(state.lastSeen + thresholdMs / 2);
     if (state.status !== "offline") checks.push(state.lastSeen + thresholdMs);
   }
-  if (state.flapping && state.stableSince !== null) checks.push(state.stableSince + FLAP_QUIET_MS);
+  if (state.flapping && state.stableSince !== null) {
+    // When it has been quiet long enough and the oldest event in the window has aged out.
+    const roomAt = state.published.length >= FLAP_LIMIT ? state.published[0]! + FLAP_WINDOW_MS + 1 : 0;
+    checks.push(Math.max(state.stableSince + FLAP_QUIET_MS, roomAt));
+  }
   const future = checks.filter((t) => t > input.at);
   return {
     state,
