@@ -125,3 +125,20 @@ export function requireAgentOf(identity: Identity, clientId: string): void {
     throw new FleetdeckError("FORBIDDEN", "only the client's agent can do this");
   if (identity.clientId !== clientId) throw new FleetdeckError("NOT_FOUND", "no such resource");
 }
+
+/**
+ * The client a listing is about: an agent may list only its own (anyone else's is 404), an
+ * operator any client, or the whole fleet when none is named. A named id must look like one.
+ */
+export function listingScope(identity: Identity, requested: string | undefined): string | undefined {
+  let clientId = requested;
+  if (identity.kind === "client") {
+    if (clientId && clientId !== identity.clientId) throw new FleetdeckError("NOT_FOUND", "no such client");
+    clientId = identity.clientId;
+  } else {
+    requireRole(identity, "viewer");
+  }
+  if (clientId !== undefined && !/^cl_[0-9A-HJKMNP-TV-Z]{26}$/.test(clientId))
+    throw new FleetdeckError("NOT_FOUND", "no such client");
+  return clientId;
+}

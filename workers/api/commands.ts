@@ -10,10 +10,10 @@ import {
   CreateCommandSchema,
 } from "../../src/domain/command.js";
 import { HeartbeatSchema } from "../../src/domain/host.js";
-import { clientIdOfCommand, isClientId } from "../../src/domain/ids.js";
+import { clientIdOfCommand } from "../../src/domain/ids.js";
 import { ResultSchema } from "../../src/domain/result.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
-import { identityOf, requireAgentOf, requireClientAccess, requireRole } from "../auth.js";
+import { identityOf, listingScope, requireAgentOf, requireClientAccess, requireRole } from "../auth.js";
 import { createCommandFor } from "../create-command.js";
 import { openDatabase } from "../db.js";
 import type { Env } from "../env.js";
@@ -175,16 +175,8 @@ export function commandRoutes() {
     async (c) => {
       const identity = identityOf(c);
       const query = c.req.valid("query");
-      let clientId = query.clientId;
-      if (identity.kind === "client") {
-        if (clientId && clientId !== identity.clientId)
-          throw new FleetdeckError("NOT_FOUND", "no such client");
-        clientId = identity.clientId;
-      } else {
-        requireRole(identity, "viewer");
-      }
+      const clientId = listingScope(identity, query.clientId);
       if (clientId) {
-        if (!isClientId(clientId)) throw new FleetdeckError("NOT_FOUND", "no such client");
         const page = await unwrap(
           hubFor(c.env, clientId).listCommands({
             limit: query.limit,

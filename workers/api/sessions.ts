@@ -11,7 +11,7 @@ import {
   SessionTransitionSchema,
 } from "../../src/domain/session.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
-import { identityOf, requireClientAccess, requireRole } from "../auth.js";
+import { identityOf, listingScope, requireClientAccess } from "../auth.js";
 import { withDatabase } from "../db.js";
 import { settingsOf } from "../env.js";
 import { hubFor, unwrap } from "../hub-client.js";
@@ -124,16 +124,8 @@ export function sessionRoutes() {
     async (c) => {
       const identity = identityOf(c);
       const q = c.req.valid("query");
-      let clientId = q.clientId;
-      if (identity.kind === "client") {
-        if (clientId && clientId !== identity.clientId)
-          throw new FleetdeckError("NOT_FOUND", "no such client");
-        clientId = identity.clientId;
-      } else {
-        requireRole(identity, "viewer");
-      }
+      const clientId = listingScope(identity, q.clientId);
       if (clientId) {
-        if (!isClientId(clientId)) throw new FleetdeckError("NOT_FOUND", "no such client");
         const list = await unwrap(
           hubFor(c.env, clientId).listSessions({ limit: q.limit, ...(q.status ? { status: q.status } : {}) }),
         );
