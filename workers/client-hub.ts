@@ -400,6 +400,7 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       this.setMeta("last_seen", String(now));
       this.setMeta("last_heartbeat", JSON.stringify(heartbeat));
       this.applyLiveness({ kind: "heartbeat", at: now });
+      this.recordDevicePresence(heartbeat.devices ?? [], now);
       this.sql.exec(
         "INSERT INTO outbox (kind, payload, created_at) VALUES ('host', ?, ?)",
         JSON.stringify({
@@ -1030,6 +1031,34 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
     }
     if (step.nextCheckAt === null) this.unschedule("liveness", "-");
     else this.schedule("liveness", "-", step.nextCheckAt);
+  }
+
+  /**
+   * Device presence rides on the agent's heartbeat (from the devices' status topics and last
+   * wills); a device whose status changed since the last heartbeat becomes a device.online or
+   * device.offline event and a timeline entry.
+   */
+  private recordDevicePresence(devices: { id: string; status: string; at: number }[], now: number): void {
+    if (devices.length === 0) return;
+    const known = JSON.parse(this.meta("devices") ?? "{}") as Record<string, string>;
+    for (const d of devices) {
+      const online = d.status === "online";
+      const status = online ? "online" : "offline";
+      if (known[d.id] === status) continue;
+      known[d.id] = status;
+      this.sql.exec(
+        "INSERT INTO timeline (at, kind, ref, data) VALUES (?, 'device', ?, ?)",
+        now,
+        d.id,
+        JSON.stringify({ status, reported: d.status, reportedAt: d.at }),
+      );
+      this.queueFeedEvent(online ? "device.online" : "device.offline", now, {
+        deviceId: d.id,
+        reported: d.status,
+        reportedAt: d.at,
+      });
+    }
+    this.setMeta("devices", JSON.stringify(known));
   }
 
   private queueFeedEvent(topic: string, at: number, data: Record<string, unknown>): void {

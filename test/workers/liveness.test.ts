@@ -165,4 +165,24 @@ describe("host liveness and the fleet stream", () => {
       ).status,
     ).toBe(403);
   });
+
+  it("turns device status changes carried by heartbeats into device.online and device.offline events", async () => {
+    const client = await createClient();
+    const feed = await openFeed(ADMIN, "device.*");
+    const beat = (status: string) =>
+      api("POST", "/api/heartbeat", {
+        token: client.key,
+        body: { agentVersion: "1", devices: [{ id: "lamp-1", status, at: Date.now() }] },
+      });
+    await beat("online");
+    await beat("online");
+    await beat("offline");
+    await deliverFeed(client.id);
+    const first = await feed.next();
+    const second = await feed.next();
+    expect([first.event, second.event]).toEqual(["device.online", "device.offline"]);
+    expect(JSON.parse(second.data).data).toMatchObject({ deviceId: "lamp-1", reported: "offline" });
+    await expect(feed.next(300)).rejects.toThrow(/no event/);
+    await feed.close();
+  });
 });
