@@ -14,11 +14,9 @@ import { Redis as UpstashRedis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { startUpstashBridge } from "../dev/upstash-bridge.js";
 import { BulkLogger, type LogSink, TcpRedisLogSink, UpstashLogSink } from "../edge-agent/bulk-logger.js";
-import { machine, requireTool, table } from "./lib.js";
+import { benchArgs, machine, requireTool, runBench, table } from "./lib.js";
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const args = benchArgs();
 const LINES = Number(args.get("lines") ?? 20_000);
 const SINGLE = Number(args.get("single") ?? 2000);
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -118,13 +116,4 @@ async function main() {
   console.log("\nGoal: BulkLogger at batch 100 at least 20x the one-write-per-line rate on the same path.");
 }
 
-// A benchmark stops by itself: a run that hangs is an error, not a wait.
-setTimeout(() => {
-  console.error("benchmark did not finish within 20 minutes; giving up");
-  process.exit(1);
-}, 20 * 60_000).unref();
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runBench(main, 20);

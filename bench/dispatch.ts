@@ -13,12 +13,10 @@ import { localSettings } from "../dev/settings.js";
 import type { ParsedSseEvent } from "../src/protocol/sse.js";
 import { createTestDatabase } from "../test/support/postgres.js";
 import { connectSse, type SseConnection } from "../test/support/sse-client.js";
-import { machine, startNchan, summarise, table } from "./lib.js";
+import { benchArgs, machine, runBench, startNchan, summarise, table } from "./lib.js";
 import { startWorkerdDirect } from "./workerd-direct.js";
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const args = benchArgs();
 const SIZES = (args.get("n") ?? "100,1000").split(",").map(Number);
 const SAMPLES = Number(args.get("samples") ?? 300);
 const SECONDS = Number(args.get("seconds") ?? 10);
@@ -323,13 +321,4 @@ async function main() {
   console.log("Goal: fleetdeck p99 <= 2x nchan p99 at N=100; 1,000 agent streams held without errors.");
 }
 
-// A benchmark stops by itself: a run that hangs is an error, not a wait.
-setTimeout(() => {
-  console.error("benchmark did not finish within 20 minutes; giving up");
-  process.exit(1);
-}, 20 * 60_000).unref();
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runBench(main, 20);

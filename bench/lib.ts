@@ -124,3 +124,23 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** `--name value` pairs from the command line. */
+export function benchArgs(): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = 2; i < process.argv.length; i += 2)
+    args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+  return args;
+}
+
+/** A benchmark stops by itself: a run that hangs is an error, not a wait. Runs `main` and exits non-zero on failure. */
+export function runBench(main: () => Promise<void>, limitMinutes = 20): void {
+  setTimeout(() => {
+    console.error(`benchmark did not finish within ${limitMinutes} minutes; giving up`);
+    process.exit(1);
+  }, limitMinutes * 60_000).unref();
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}

@@ -13,11 +13,9 @@ import { Redis as IORedis } from "ioredis";
 import mqtt from "mqtt";
 import { BulkLogger, TcpRedisLogSink } from "../edge-agent/bulk-logger.js";
 import { MqttBridge } from "../edge-agent/mqtt-bridge.js";
-import { machine, summarise, table } from "./lib.js";
+import { benchArgs, machine, runBench, summarise, table } from "./lib.js";
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const args = benchArgs();
 const MESSAGES = Number(args.get("messages") ?? 20_000);
 const LATENCY_SAMPLES = Number(args.get("samples") ?? 500);
 const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
@@ -151,13 +149,4 @@ async function main() {
   console.log("Goal: at least 0.5x the bare subscriber's rate, with no more than 1 ms added at p50.");
 }
 
-// A benchmark stops by itself: a run that hangs is an error, not a wait.
-setTimeout(() => {
-  console.error("benchmark did not finish within 20 minutes; giving up");
-  process.exit(1);
-}, 20 * 60_000).unref();
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runBench(main, 20);

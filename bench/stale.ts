@@ -10,12 +10,10 @@ import { startLocalCloud } from "../dev/local-cloud.js";
 import { localSettings } from "../dev/settings.js";
 import { createTestDatabase } from "../test/support/postgres.js";
 import { connectSse } from "../test/support/sse-client.js";
-import { machine, summarise, table } from "./lib.js";
+import { benchArgs, machine, runBench, summarise, table } from "./lib.js";
 import { startWorkerdDirect } from "./workerd-direct.js";
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2)
-  args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const args = benchArgs();
 const HOSTS = Number(args.get("hosts") ?? 200);
 const THRESHOLD_SEC = Number(args.get("threshold") ?? 5);
 const INTERVAL_MS = Number(args.get("interval") ?? 1) * 1000;
@@ -132,12 +130,4 @@ async function main() {
   }
 }
 
-setTimeout(() => {
-  console.error("benchmark did not finish within 10 minutes; giving up");
-  process.exit(1);
-}, 10 * 60_000).unref();
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runBench(main, 10);

@@ -9,6 +9,7 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { redactUrl } from "../src/protocol/redact.js";
 import { runMigrations } from "./migrate.js";
 import { startEmbeddedBroker } from "./mqtt-broker.js";
 import { startNeonProxy } from "./neon-proxy.js";
@@ -320,14 +321,4 @@ function assertPortFree(port: number, service: string, setting: string): Promise
     );
     server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
   });
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url;
-  }
 }

@@ -1,12 +1,3 @@
-/**
- * The agent: one object that owns the link to the edge, the journal, the executors, the log
- * batching, the MQTT bridge and the process watch, and shuts them down in order.
- *
- * Guarantees (see the README): a command id runs at most once on this host, however often it
- * is delivered; it is acknowledged only after the journal holds it; its result is journaled
- * before it is sent, and sent again until the edge answers, across restarts.
- */
-import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
@@ -481,5 +472,3 @@ function parseStatus(payload: string): string {
   } catch {}
   return payload.trim().slice(0, 32) || "unknown";
 }
-
-export const newRunId = randomUUID;

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
+import { redactUrl } from "../src/protocol/redact.js";
 
 const ProcessSpecSchema = z
   .strictObject({
@@ -172,20 +173,10 @@ export function maskedConfig(config: AgentConfig): Record<string, unknown> {
   for (const [key, value] of Object.entries(config)) {
     if (SECRET_KEYS.has(key) && typeof value === "string") out[key] = `${value.slice(0, 6)}…(masked)`;
     else if ((key === "redisUrl" || key === "mqttUrl") && typeof value === "string")
-      out[key] = maskUrl(value);
+      out[key] = redactUrl(value);
     else out[key] = value;
   }
   return out;
-}
-
-function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url;
-  }
 }
 
 /** The client id inside a client key. */

@@ -14,6 +14,7 @@ import type { AppEnv } from "./app-env.js";
 import { openDatabase } from "./db.js";
 import { settingsOf } from "./env.js";
 import { hubFor } from "./hub-client.js";
+import { constantTimeEqual } from "./secrets.js";
 
 export const ROLES = ["viewer", "operator", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -28,12 +29,10 @@ function unauthorized(): FleetdeckError {
   return new FleetdeckError("UNAUTHORIZED", UNAUTHORIZED_MESSAGE);
 }
 
-const encoder = new TextEncoder();
-
 async function sameSecret(a: string, b: string): Promise<boolean> {
   // Compare digests so lengths never leak, in constant time.
   const [ha, hb] = await Promise.all([sha256Hex(a), sha256Hex(b)]);
-  return crypto.subtle.timingSafeEqual(encoder.encode(ha), encoder.encode(hb));
+  return constantTimeEqual(ha, hb);
 }
 
 /** Resolves the caller or answers 401. Sets `identity` on the context. */

@@ -32,6 +32,7 @@ import type { FleetEventInput } from "./fleet-feed.js";
 import { log } from "./log.js";
 import { drainOutbox, type OutboxRow } from "./outbox.js";
 import { openRedis } from "./redis.js";
+import { constantTimeEqual } from "./secrets.js";
 
 const MIGRATIONS: readonly StorageMigration[] = [
   [
@@ -217,7 +218,7 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
   async verifyKey(keyHash: string): Promise<boolean> {
     const row = this.clientRow();
     if (!row || row.deleted_at !== null) return false;
-    return timingSafeEqualHex(String(row.key_hash), keyHash);
+    return constantTimeEqual(String(row.key_hash), keyHash);
   }
 
   // ---------- commands ----------
@@ -518,8 +519,13 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
       }
       // Progress resets the step timeout.
       this.schedule("timeout", id, Date.now() + row.timeout_sec * 1000);
+      this.sql.exec(
+        "INSERT INTO timeline (at, kind, ref, data) VALUES (?, 'progress', ?, ?)",
+        Date.now(),
+        id,
+        JSON.stringify(progress ?? {}),
+      );
       this.afterWrite();
-      void progress;
       return toCommand(row);
     });
   }
@@ -1320,11 +1326,4 @@ function parseLastEventId(value: string | null): number | null {
   if (value === null || value === "") return null;
   const n = Number(value);
   return Number.isInteger(n) && n >= 0 ? n : null;
-}
-
-function timingSafeEqualHex(a: string, b: string): boolean {
-  const ea = encoder.encode(a);
-  const eb = encoder.encode(b);
-  if (ea.length !== eb.length) return false;
-  return crypto.subtle.timingSafeEqual(ea, eb);
 }

@@ -110,7 +110,7 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
   it("runs each executor and reports typed results", async () => {
     const client = await newClient();
     const logFile = path.join("/tmp", `fleetdeck-e2e-${client.id}.log`);
-    writeFileSync(logFile, Array.from({ length: 50 }, (_, i) => `line ${i}`).join("\n") + "\n");
+    writeFileSync(logFile, `${Array.from({ length: 50 }, (_, i) => `line ${i}`).join("\n")}\n`);
     const { agent } = await launch(client, { logFiles: { app: logFile }, mqttUrl: MQTT_URL });
     try {
       const hello = await finished(await command(client.id, "exec", { script: "hello" }));

@@ -67,7 +67,7 @@ describe("subscriptions: events out through QStash", () => {
     const delivery = received.find((r) => r.path === "/ok")!;
     expect(verifies(ok.body.secret, delivery.headers, delivery.body)).toBe(true);
     expect(
-      verifies("whsec_" + Buffer.from("x".repeat(24)).toString("base64"), delivery.headers, delivery.body),
+      verifies(`whsec_${Buffer.from("x".repeat(24)).toString("base64")}`, delivery.headers, delivery.body),
     ).toBe(false);
     const event = JSON.parse(delivery.body);
     expect(event).toMatchObject({

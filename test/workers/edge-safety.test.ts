@@ -55,6 +55,12 @@ describe("bad input at the edge", () => {
     expect(unknown.status).toBe(404);
   });
 
+  it("answers a malformed listing cursor with 422, not as if Postgres were down", async () => {
+    const res = await api("GET", "/api/commands?cursor=not-a-cursor", { token: ADMIN });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("VALIDATION_FAILED");
+  });
+
   it("creates a batch with each item's own outcome", async () => {
     const client = await createClient();
     const res = await api("POST", "/api/commands/batch", {

@@ -65,7 +65,7 @@ describe("inbound webhooks (Standard Webhooks)", () => {
     const hook = await newHook(client.id);
     const body = JSON.stringify({ alert: { labels: { service: "kiosk" }, priority: 1 } });
     const now = Math.floor(Date.now() / 1000);
-    const wrongSecret = "whsec_" + btoa("not the right secret 123");
+    const wrongSecret = `whsec_${btoa("not the right secret 123")}`;
     const cases: [string, Record<string, string>, string][] = [
       ["wrong secret", await signed(wrongSecret, "w1", body), body],
       ["six minutes old", await signed(hook.secret, "w2", body, now - 360), body],

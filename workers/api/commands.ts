@@ -15,7 +15,7 @@ import { ResultSchema } from "../../src/domain/result.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import { identityOf, listingScope, requireAgentOf, requireClientAccess, requireRole } from "../auth.js";
 import { createCommandFor } from "../create-command.js";
-import { openDatabase } from "../db.js";
+import { withDatabase } from "../db.js";
 import type { Env } from "../env.js";
 import { settingsOf } from "../env.js";
 import { hubFor, unwrap } from "../hub-client.js";
@@ -345,8 +345,9 @@ async function listFromPostgres(
   query: z.infer<typeof ListQuery>,
   waitUntil: (p: Promise<unknown>) => void,
 ): Promise<{ commands: Command[]; nextCursor: string | null }> {
-  const handle = openDatabase(settingsOf(env));
-  try {
+  // A bad cursor stays a 422: withDatabase passes FleetdeckErrors through, and only
+  // failures to reach Postgres become 503.
+  return withDatabase(settingsOf(env), waitUntil, async (db) => {
     const filters: SQL[] = [];
     if (query.status) filters.push(eq(commands.status, query.status));
     if (query.cursor) {
@@ -358,7 +359,7 @@ async function listFromPostgres(
         )!,
       );
     }
-    const rows = await handle.db
+    const rows = await db
       .select()
       .from(commands)
       .where(filters.length > 0 ? and(...filters) : undefined)
@@ -385,14 +386,7 @@ async function listFromPostgres(
       })),
       nextCursor: rows.length > query.limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : null,
     };
-  } catch (error) {
-    throw new FleetdeckError("DEPENDENCY_UNAVAILABLE", "cannot list commands: Postgres is unavailable", {
-      retryAfterSec: 5,
-      cause: error,
-    });
-  } finally {
-    waitUntil(handle.close());
-  }
+  });
 }
 
 function encodeCursor(at: number, id: string): string {

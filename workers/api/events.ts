@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { isClientId } from "../../src/domain/ids.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import { identityOf, requireRole } from "../auth.js";
@@ -45,5 +44,3 @@ export function eventRoutes() {
   });
   return app;
 }
-
-export const EventsQuery = z.object({ lastEventId: z.string().optional() });

@@ -6,6 +6,7 @@ import { FleetdeckError } from "../../src/protocol/errors.js";
 import { renderTemplate, TemplateError } from "../../src/protocol/template.js";
 import { identityOf, requireRole } from "../auth.js";
 import { createCommandFor } from "../create-command.js";
+import { constantTimeEqual } from "../secrets.js";
 import { newWebhookSecret, signStandardWebhook } from "../subscriber-delivery.js";
 import { createRouter, errorResponses, jsonBody, jsonResponse, security } from "./openapi.js";
 import { feedOf } from "./subscriptions.js";
@@ -103,12 +104,7 @@ export function inboundHookRoutes() {
       throw new FleetdeckError("UNAUTHORIZED", REJECTED);
     }
     const expected = await signStandardWebhook(hook.secret, id, ts, body);
-    const enc = new TextEncoder();
-    const ok = given.some((g) => {
-      const a = enc.encode(g);
-      const b = enc.encode(expected);
-      return a.length === b.length && crypto.subtle.timingSafeEqual(a, b);
-    });
+    const ok = given.some((g) => constantTimeEqual(g, expected));
     if (!ok) throw new FleetdeckError("UNAUTHORIZED", REJECTED);
     let payload: unknown;
     try {

@@ -3,7 +3,6 @@ import { z } from "zod";
 import { CreateCommandSchema } from "../../src/domain/command.js";
 import { sha256Hex } from "../../src/domain/ids.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
-import type { AppEnv } from "../app-env.js";
 import { createCommandFor } from "../create-command.js";
 import { createRouter } from "./openapi.js";
 import { feedOf } from "./subscriptions.js";
@@ -119,5 +118,3 @@ function decodeClaims(jwt: string): z.infer<typeof ClaimsSchema> {
   const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/"));
   return ClaimsSchema.parse(JSON.parse(json));
 }
-
-export type WebhookAppEnv = AppEnv;
