@@ -87,7 +87,7 @@ export async function startUpstashBridge(options: UpstashBridgeOptions): Promise
     redis.disconnect();
     throw new Error(
       `cannot reach Redis at ${options.redisUrl} (${error instanceof Error ? error.message : String(error)}). ` +
-        "Start Redis (see SERVICES.md) or set REDIS_URL to one that runs.",
+        "Start Redis (for example `redis-server --daemonize yes`) or set REDIS_URL to one that runs.",
     );
   });
   const expected = Buffer.from(`Bearer ${options.token}`);
