@@ -1,8 +1,11 @@
+import os from "node:os";
 import path from "node:path";
-import { Redis as UpstashRedis } from "@upstash/redis";
-import { Redis as IORedis } from "ioredis";
 import type { ParsedSseEvent } from "../src/protocol/sse.js";
-import { AwsIotConnector } from "./aws-iot-connector.js";
+import { Channels } from "./alerts/channels.js";
+import { AlertManager } from "./alerts/manager.js";
+import { commandTargets } from "./alerts/rules.js";
+import { AlertStore } from "./alerts/store.js";
+import type { AwsIotConnector } from "./aws-iot-connector.js";
 import { BulkLogger, type LogSink, TcpRedisLogSink, UpstashLogSink } from "./bulk-logger.js";
 import { type AgentConfig, clientIdOf } from "./config.js";
 import { EdgeClient } from "./edge-client.js";
@@ -10,6 +13,18 @@ import { runCommand } from "./executors/registry.js";
 import { sampleHealth } from "./health.js";
 import { type Journal, type JournalResult, SqliteJournal } from "./journal.js";
 import { EdgeLink } from "./link.js";
+import {
+  type Collector,
+  CpuCollector,
+  DiskCollector,
+  MemoryCollector,
+  NetworkCollector,
+  ProcessCollector,
+} from "./metrics/collectors.js";
+import { MetricsRegistry, MetricsServer } from "./metrics/exporter.js";
+import { type Family, family, one } from "./metrics/family.js";
+import { CollectorRunner } from "./metrics/runner.js";
+import { SelfLimits } from "./metrics/self-limits.js";
 import { type DeviceMessage, MqttBridge, type MqttCommand, TOPICS } from "./mqtt-bridge.js";
 import { ProcessSupervisor } from "./process-supervisor.js";
 import { ProcessWatch } from "./process-watch.js";
@@ -45,6 +60,13 @@ export class Agent {
   private delivering: Promise<void> | null = null;
   private watch: ProcessWatch | null = null;
   private readonly devices = new Map<string, { status: string; at: number }>();
+  readonly collectors: CollectorRunner;
+  readonly metrics: MetricsRegistry;
+  readonly selfLimits: SelfLimits;
+  readonly alerts: AlertManager;
+  private metricsServer: MetricsServer | null = null;
+  /** Where /metrics listens once started (null when metricsPort is 0). */
+  metricsAddress: { host: string; port: number } | null = null;
 
   constructor(
     readonly config: AgentConfig,
@@ -54,6 +76,35 @@ export class Agent {
     this.journal = options.journal ?? new SqliteJournal(path.join(config.dataDir, "journal.db"));
     this.supervisor = new ProcessSupervisor(config);
     this.edge = new EdgeClient({ serverUrl: config.serverUrl, clientKey: config.clientKey });
+    this.collectors = new CollectorRunner(this.makeCollectors(), {
+      failureThreshold: config.collectors.failureThreshold,
+      log: (level, msg, fields) => this.log(level, msg, fields),
+      onDelay: (name, seconds) => this.metrics.collectorDelay.observe({ collector: name }, seconds),
+    });
+    this.selfLimits = new SelfLimits({
+      cpuPercent: config.selfLimits.cpuPercent,
+      rssBytes: config.selfLimits.rssMb * 1024 * 1024,
+      checkIntervalSecs: config.selfLimits.checkIntervalSecs,
+      apply: (factor) => this.collectors.setIntervalFactor(factor),
+      log: (level, msg, fields) => this.log(level, msg, fields),
+    });
+    this.alerts = new AlertManager({
+      rules: config.alertRules,
+      channels: new Channels(config.alertChannels),
+      store: new AlertStore(path.join(config.dataDir, "alerts.db")),
+      families: () => this.families(),
+      clientId: this.clientId,
+      hostname: os.hostname(),
+      evaluateIntervalMs: config.alertEvaluationIntervalSecs * 1000,
+      forward: (alerts) => this.edge.post("/api/alerts", { alerts }, 1),
+      log: (level, msg, fields) => this.log(level, msg, fields),
+    });
+    this.metrics = new MetricsRegistry(() => this.families());
+  }
+
+  /** Every family the agent knows now: collectors, its own state, self-limits, alerts. */
+  families(): Family[] {
+    return [...this.collectors.families(), ...this.selfLimits.families(), ...this.alerts.families()];
   }
 
   log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
@@ -70,7 +121,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    const sink = this.makeLogSink();
+    const sink = await this.makeLogSink();
     if (sink) {
       this.logger = new BulkLogger({
         sink,
@@ -84,6 +135,25 @@ export class Agent {
       });
     }
     this.recoverInterrupted();
+    if (this.config.metricsPort > 0) {
+      this.metricsServer = new MetricsServer({
+        host: this.config.metricsHost,
+        port: this.config.metricsPort,
+        registry: this.metrics,
+        health: () => this.metricsHealth(),
+      });
+      try {
+        const address = await this.metricsServer.start();
+        this.metricsAddress = { host: this.config.metricsHost, port: address.port };
+      } catch (error) {
+        throw new Error(
+          `cannot serve /metrics on ${this.config.metricsHost}:${this.config.metricsPort} (metricsPort / METRICS_PORT): ${(error as Error).message}`,
+        );
+      }
+    }
+    this.collectors.start();
+    this.selfLimits.start();
+    this.alerts.start();
     this.supervisor.on("change", (e) => {
       this.log("info", `process ${e.name} ${e.state}`, { process: e.name, pid: e.pid });
       void this.mqtt?.publish(TOPICS.process(e.name), { ...e, at: Date.now() }).catch(() => {});
@@ -109,6 +179,8 @@ export class Agent {
 
     if (this.config.mqttUrl) await this.startMqtt(this.config.mqttUrl);
     if (this.config.awsIot) {
+      // Loaded only when configured: the AWS CRT is a large native module.
+      const { AwsIotConnector } = await import("./aws-iot-connector.js");
       const connector = new AwsIotConnector(this.config.awsIot);
       connector.on("device", (m) => this.onDeviceMessage(m));
       this.awsIot = connector;
@@ -140,7 +212,14 @@ export class Agent {
       this.journal.compact(Date.now() - 7 * 24 * 3600_000);
     });
     if (this.mqtt) this.every(this.config.healthCheckIntervalSecs * 1000, () => this.publishHealth());
-    this.log("info", "agent started", { data_dir: this.config.dataDir, log_sink: sink?.kind ?? "none" });
+    this.log("info", "agent started", {
+      data_dir: this.config.dataDir,
+      log_sink: sink?.kind ?? "none",
+      metrics: this.metricsAddress
+        ? `http://${this.metricsAddress.host}:${this.metricsAddress.port}/metrics`
+        : "off",
+      alert_rules: this.config.alertRules.length,
+    });
   }
 
   /**
@@ -163,6 +242,10 @@ export class Agent {
       await all;
     }
     await this.deliverResults();
+    this.collectors.stop();
+    this.selfLimits.stop();
+    await this.alerts.stop();
+    await this.metricsServer?.stop();
     this.watch?.stop();
     await this.supervisor.stopAll();
     await this.mqtt?.stop();
@@ -224,6 +307,8 @@ export class Agent {
   ): void {
     const controller = new AbortController();
     this.journal.start(journalId, Date.now());
+    // Alerts this command will predictably trip (restarting X trips "X down") wait for its result.
+    this.alerts.hold(journalId, action, commandTargets(action, payload));
     this.log("info", "command started", { command_id: commandId, action });
     const done = runCommand(action, payload, {
       commandId,
@@ -249,6 +334,7 @@ export class Agent {
       this.journal.finish(journalId, final, Date.now());
       this.running.delete(journalId);
       const outcome = final.success ? "completed" : (final.error?.code ?? "failed");
+      this.alerts.release(journalId, outcome);
       this.counters.commandsByOutcome[outcome] = (this.counters.commandsByOutcome[outcome] ?? 0) + 1;
       this.log(final.success ? "info" : "warn", "command finished", {
         command_id: commandId,
@@ -427,10 +513,148 @@ export class Agent {
       .catch(() => {});
   }
 
+  // ---------- metrics ----------
+
+  private makeCollectors(): Collector[] {
+    const c = this.config.collectors;
+    const platform = c.platform;
+    const list: Collector[] = [];
+    if (c.cpu.enabled) list.push(new CpuCollector(c.cpu.intervalSecs, platform));
+    if (c.memory.enabled) list.push(new MemoryCollector(c.memory.intervalSecs, platform));
+    if (c.disk.enabled) list.push(new DiskCollector(c.disk.intervalSecs, platform));
+    if (c.network.enabled) list.push(new NetworkCollector(c.network.intervalSecs, platform));
+    if (c.processes.enabled)
+      list.push(new ProcessCollector(c.processes.intervalSecs, c.processes.topN, platform));
+    list.push({ name: "agent", intervalSecs: 5, collect: async () => this.ownFamilies() });
+    return list;
+  }
+
+  /** The agent's own state: queues, spool, drops, reconnects, commands, watched processes. */
+  private ownFamilies(): Family[] {
+    const stats = this.logger?.statistics();
+    const processes = [
+      ...(this.watch?.current() ?? []),
+      ...Object.keys(this.config.processes).map((name) => ({
+        name,
+        running: this.supervisor.pid(name) !== null,
+      })),
+    ];
+    return [
+      family(
+        "agent_log_queue_depth",
+        "Log lines waiting to be sent.",
+        "gauge",
+        [],
+        [one(stats?.queued ?? 0)],
+      ),
+      family(
+        "agent_log_spool_entries",
+        "Log lines spooled to disk while Redis is unreachable.",
+        "gauge",
+        [],
+        [one(stats?.spooledEntries ?? 0)],
+      ),
+      family("agent_log_spool_bytes", "Bytes in the log spool.", "gauge", [], [one(stats?.spoolBytes ?? 0)]),
+      family(
+        "agent_log_lines_dropped_total",
+        "Log lines dropped (queue or spool full).",
+        "counter",
+        [],
+        [one(stats?.dropped ?? 0)],
+      ),
+      family(
+        "agent_log_lines_written_total",
+        "Log lines written to Redis.",
+        "counter",
+        [],
+        [one(stats?.written ?? 0)],
+      ),
+      family(
+        "agent_sse_reconnects_total",
+        "Reconnects of the command stream from the edge.",
+        "counter",
+        [],
+        [one(this.link?.reconnects ?? 0)],
+      ),
+      family(
+        "agent_edge_connected",
+        "1 while the command stream from the edge is open.",
+        "gauge",
+        [],
+        [one(this.link?.connected ? 1 : 0)],
+      ),
+      family(
+        "agent_commands_total",
+        "Commands finished, by outcome (completed or the error code).",
+        "counter",
+        ["outcome"],
+        Object.entries(this.counters.commandsByOutcome).map(([outcome, n]) => one(n, { outcome })),
+      ),
+      family("agent_commands_running", "Commands running now.", "gauge", [], [one(this.running.size)]),
+      family(
+        "agent_command_duplicates_skipped_total",
+        "Repeated deliveries not run again.",
+        "counter",
+        [],
+        [one(this.counters.duplicatesSkipped)],
+      ),
+      family(
+        "agent_results_undelivered",
+        "Results journaled but not yet taken by the edge.",
+        "gauge",
+        [],
+        [one(this.journal.undelivered().length)],
+      ),
+      family(
+        "agent_mqtt_connected",
+        "1 while connected to the MQTT broker.",
+        "gauge",
+        [],
+        [one(this.mqtt?.connected ? 1 : 0)],
+      ),
+      family(
+        "agent_mqtt_reconnects_total",
+        "Reconnects to the MQTT broker.",
+        "counter",
+        [],
+        [one(this.mqtt?.reconnects ?? 0)],
+      ),
+      family(
+        "fleetdeck_process_up",
+        "1 while a watched or supervised process runs.",
+        "gauge",
+        ["name"],
+        processes.map((p) => one(p.running ? 1 : 0, { name: p.name })),
+      ),
+    ];
+  }
+
+  private metricsHealth(): { healthy: boolean; body: Record<string, unknown> } {
+    const states = this.collectors.states();
+    const system = states.filter((s) => s.name !== "agent");
+    return {
+      // Unhealthy only when no system collector works at all; one broken collector is degraded.
+      healthy: system.length === 0 || system.some((s) => s.status === "healthy"),
+      body: {
+        edgeConnected: this.link?.connected ?? false,
+        intervalFactor: this.collectors.intervalFactor(),
+        collectors: Object.fromEntries(
+          states.map((s) => [
+            s.name,
+            { status: s.status, lastSuccessAt: s.lastSuccessAt, lastError: s.lastError },
+          ]),
+        ),
+        alertsFiring: this.alerts.active().filter((a) => a.state === "firing").length,
+      },
+    };
+  }
+
   // ---------- helpers ----------
 
-  private makeLogSink(): LogSink | null {
+  /** The client library for the configured sink is loaded only when that sink is used. */
+  private async makeLogSink(): Promise<LogSink | null> {
     if (this.config.upstashRedisRestUrl && this.config.upstashRedisRestToken) {
+      const { Redis: UpstashRedis } = await import("@upstash/redis");
       return new UpstashLogSink(
         new UpstashRedis({
           url: this.config.upstashRedisRestUrl,
@@ -441,6 +665,7 @@ export class Agent {
       );
     }
     if (this.config.redisUrl) {
+      const { Redis: IORedis } = await import("ioredis");
       const redis = new IORedis(this.config.redisUrl, {
         maxRetriesPerRequest: 0,
         enableOfflineQueue: false,

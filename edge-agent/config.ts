@@ -8,6 +8,8 @@ import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 import { redactUrl } from "../src/protocol/redact.js";
+import { ChannelSchema } from "./alerts/channels.js";
+import { AlertRuleSchema } from "./alerts/rules.js";
 
 const ProcessSpecSchema = z
   .strictObject({
@@ -46,6 +48,51 @@ const AwsIotSchema = z.strictObject({
   topics: z.array(z.string()).default(["devices/+/telemetry", "devices/+/status", "devices/+/log"]),
 });
 
+const CollectorSchema = (intervalSecs: number) =>
+  z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      intervalSecs: z.number().min(0.5).max(3600).default(intervalSecs),
+    })
+    .default({ enabled: true, intervalSecs });
+
+const CollectorsSchema = z
+  .strictObject({
+    cpu: CollectorSchema(5),
+    memory: CollectorSchema(5),
+    disk: CollectorSchema(15),
+    network: CollectorSchema(5),
+    processes: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        intervalSecs: z.number().min(0.5).max(3600).default(15),
+        /** Top N by CPU and top N by memory: at most 2N series per process metric. */
+        topN: z.number().int().min(1).max(50).default(5),
+      })
+      .default({ enabled: true, intervalSecs: 15, topN: 5 }),
+    /** Consecutive failures before a collector is reported unhealthy. */
+    failureThreshold: z.number().int().min(1).max(100).default(3),
+    /** "linux" reads /proc; "portable" asks systeminformation (default: linux on Linux). */
+    platform: z.enum(["linux", "portable"]).optional(),
+  })
+  .default({
+    cpu: { enabled: true, intervalSecs: 5 },
+    memory: { enabled: true, intervalSecs: 5 },
+    disk: { enabled: true, intervalSecs: 15 },
+    network: { enabled: true, intervalSecs: 5 },
+    processes: { enabled: true, intervalSecs: 15, topN: 5 },
+    failureThreshold: 3,
+  });
+
+const SelfLimitsSchema = z
+  .strictObject({
+    /** Percent of one core the agent may use on average before it collects less often. */
+    cpuPercent: z.number().min(0.1).max(400).default(2),
+    rssMb: z.number().min(16).max(16_384).default(128),
+    checkIntervalSecs: z.number().min(1).max(3600).default(10),
+  })
+  .default({ cpuPercent: 2, rssMb: 128, checkIntervalSecs: 10 });
+
 export const AgentConfigSchema = z.strictObject({
   serverUrl: z.string().url(),
   clientKey: z.string().regex(/^sk_cl_[0-9A-Z]{26}_[A-Za-z0-9_-]{32,}$/, "expected sk_<clientId>_<secret>"),
@@ -62,7 +109,14 @@ export const AgentConfigSchema = z.strictObject({
   healthCheckIntervalSecs: z.number().min(1).max(3600).default(30),
   heartbeatIntervalSecs: z.number().min(0.2).max(300).default(5),
   monitoredProcessNames: z.array(z.string().min(1)).default([]),
+  /** /metrics and /healthz; 0 turns the endpoint off (collectors and alert rules still run). */
   metricsPort: z.number().int().min(0).max(65_535).default(9100),
+  metricsHost: z.string().min(1).default("0.0.0.0"),
+  collectors: CollectorsSchema,
+  selfLimits: SelfLimitsSchema,
+  alertRules: z.array(AlertRuleSchema).default([]),
+  alertChannels: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), ChannelSchema).default({}),
+  alertEvaluationIntervalSecs: z.number().min(0.2).max(3600).default(5),
   /** How long running commands get to finish on SIGTERM before they are failed as interrupted. */
   shutdownGraceSecs: z.number().min(0).max(600).default(10),
   maxOutputBytes: z
@@ -106,6 +160,7 @@ const ENV: Record<string, { key: keyof AgentConfig; kind: "string" | "number" | 
   HEARTBEAT_INTERVAL_SECS: { key: "heartbeatIntervalSecs", kind: "number" },
   MONITORED_PROCESS_NAME: { key: "monitoredProcessNames", kind: "list" },
   METRICS_PORT: { key: "metricsPort", kind: "number" },
+  METRICS_HOST: { key: "metricsHost", kind: "string" },
   SHUTDOWN_GRACE_SECS: { key: "shutdownGraceSecs", kind: "number" },
 };
 
@@ -174,9 +229,31 @@ export function maskedConfig(config: AgentConfig): Record<string, unknown> {
     if (SECRET_KEYS.has(key) && typeof value === "string") out[key] = `${value.slice(0, 6)}…(masked)`;
     else if ((key === "redisUrl" || key === "mqttUrl") && typeof value === "string")
       out[key] = redactUrl(value);
+    else if (key === "alertChannels") out[key] = maskChannels(value as AgentConfig["alertChannels"]);
+    else if (key === "alertRules")
+      out[key] = (value as AgentConfig["alertRules"]).map(({ expression: _parsed, ...rule }) => rule);
     else out[key] = value;
   }
   return out;
+}
+
+/** Channel passwords, signing secrets, Slack webhook URLs (the URL is the credential) and header values. */
+function maskChannels(channels: AgentConfig["alertChannels"]): Record<string, unknown> {
+  const mask = "(masked)";
+  return Object.fromEntries(
+    Object.entries(channels).map(([name, c]) => {
+      if (c.type === "email") return [name, { ...c, ...(c.pass ? { pass: mask } : {}) }];
+      if (c.type === "slack") return [name, { ...c, webhookUrl: `${new URL(c.webhookUrl).origin}/${mask}` }];
+      return [
+        name,
+        {
+          ...c,
+          ...(c.secret ? { secret: mask } : {}),
+          headers: Object.fromEntries(Object.keys(c.headers).map((h) => [h, mask])),
+        },
+      ];
+    }),
+  );
 }
 
 /** The client id inside a client key. */

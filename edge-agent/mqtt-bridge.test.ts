@@ -28,6 +28,7 @@ beforeAll(async () => {
   const config = AgentConfigSchema.parse({
     // No edge here: the MQTT side works on its own while the link keeps retrying.
     serverUrl: "http://127.0.0.1:9",
+    metricsPort: 0,
     clientKey: `sk_${clientId}_${"k".repeat(43)}`,
     dataDir,
     redisUrl: REDIS_URL,
@@ -151,6 +152,7 @@ describe("MQTT bridge on an MQTT 3.1.1-only broker (aedes)", () => {
     const legacy = new Agent(
       AgentConfigSchema.parse({
         serverUrl: "http://127.0.0.1:9",
+        metricsPort: 0,
         clientKey: `sk_${legacyClient}_${"k".repeat(43)}`,
         dataDir: dir,
         redisUrl: REDIS_URL,

@@ -11,7 +11,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import { z } from "zod";
 import { CommandError, type DeviceRequester } from "./executors/types.js";
 
@@ -89,6 +89,8 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
         ? { properties: { sessionExpiryInterval: this.options.sessionExpirySec ?? 3600 } }
         : {}),
     };
+    // Loaded on first use: an agent without MQTT does not pay for mqtt.js in memory.
+    const { default: mqtt } = await import("mqtt");
     const client = mqtt.connect(this.options.url, opts);
     this.client = client;
     client.on("connect", () => {
@@ -172,7 +174,7 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
     return reply;
   }
 
-  private onMessage(topic: string, payload: Buffer, packet: mqtt.IPublishPacket): void {
+  private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     if (this.isDuplicate(topic, payload, packet)) return;
     if (topic === this.options.replyTopic) {
       const fromProps = packet.properties?.correlationData?.toString();
@@ -217,7 +219,7 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
    * QoS 1 may deliver a message again (after a reconnect, with the same packet id). A message
    * whose packet id and content were seen in the last minute is dropped.
    */
-  private isDuplicate(topic: string, payload: Buffer, packet: mqtt.IPublishPacket): boolean {
+  private isDuplicate(topic: string, payload: Buffer, packet: IPublishPacket): boolean {
     if (packet.qos === 0 || packet.messageId === undefined) return false;
     const key = `${packet.messageId}:${createHash("sha1").update(topic).update(payload).digest("base64")}`;
     const now = Date.now();

@@ -7,6 +7,7 @@ import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { FleetdeckError, internalErrorBody, isFleetdeckError } from "../src/protocol/errors.js";
+import { alertRoutes } from "./api/alerts.js";
 import { clientRoutes } from "./api/clients.js";
 import { commandRoutes } from "./api/commands.js";
 import { eventRoutes } from "./api/events.js";
@@ -115,6 +116,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", eventRoutes());
   app.route("/", hostRoutes());
   app.route("/", sessionRoutes());
+  app.route("/", alertRoutes());
   app.route("/", subscriptionRoutes());
   app.route("/", scheduleRoutes());
   app.route("/", hookRuleRoutes());

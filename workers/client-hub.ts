@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import type { AlertReport } from "../src/domain/alert.js";
 import type { Command, CommandLogEntry } from "../src/domain/command.js";
 import type { Heartbeat } from "../src/domain/host.js";
 import { ulid } from "../src/domain/ids.js";
@@ -79,6 +80,14 @@ const MIGRATIONS: readonly StorageMigration[] = [
   [
     // Signed webhook requests already used: the exact same signature twice is a replay.
     `CREATE TABLE seen_signatures (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)`,
+  ],
+  [
+    // Alerts the agent forwarded, by its own id: a forward repeated after a lost answer is a duplicate.
+    `CREATE TABLE alerts (
+       alert_id TEXT PRIMARY KEY, rule TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL,
+       labels TEXT NOT NULL, value REAL, summary TEXT, triggered_at INTEGER NOT NULL, resolved_at INTEGER,
+       received_at INTEGER NOT NULL)`,
+    `CREATE INDEX alerts_state ON alerts (state, triggered_at)`,
   ],
 ];
 
@@ -428,6 +437,72 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
         .catch(() => {}),
     );
     return { ok: true, value: { receivedAt: result.value.receivedAt } };
+  }
+
+  /**
+   * Alert changes the agent forwarded (it evaluates the rules, so the times are its own).
+   * Each (alert, state) is taken once: a repeated forward is counted as a duplicate and changes
+   * nothing; a resolution never goes back to firing. Each change is stored, put in the outbox for
+   * Postgres, and published as alert.triggered or alert.resolved at the agent's time.
+   */
+  async reportAlerts(alerts: AlertReport[]): Promise<HubResult<{ accepted: number; duplicates: number }>> {
+    return this.run(() => {
+      const client = this.requireClient();
+      const now = Date.now();
+      let accepted = 0;
+      let duplicates = 0;
+      for (const a of alerts) {
+        const known = this.sql
+          .exec<{ state: string }>("SELECT state FROM alerts WHERE alert_id = ?", a.alertId)
+          .toArray()[0];
+        if (known && (known.state === a.state || known.state === "resolved")) {
+          duplicates++;
+          continue;
+        }
+        accepted++;
+        this.sql.exec(
+          `INSERT INTO alerts (alert_id, rule, severity, state, labels, value, summary, triggered_at, resolved_at, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (alert_id) DO UPDATE SET state = excluded.state, value = excluded.value,
+             resolved_at = excluded.resolved_at, received_at = excluded.received_at`,
+          a.alertId,
+          a.rule,
+          a.severity,
+          a.state,
+          JSON.stringify(a.labels),
+          a.value,
+          a.summary,
+          a.triggeredAt,
+          a.resolvedAt,
+          now,
+        );
+        const at = a.state === "resolved" ? (a.resolvedAt ?? now) : a.triggeredAt;
+        const view = { ...a, id: a.alertId, clientId: client.id };
+        this.sql.exec(
+          "INSERT INTO timeline (at, kind, ref, data) VALUES (?, 'alert', ?, ?)",
+          at,
+          a.alertId,
+          JSON.stringify({ rule: a.rule, state: a.state, severity: a.severity, value: a.value }),
+        );
+        this.sql.exec(
+          "INSERT INTO outbox (kind, payload, created_at) VALUES ('alert', ?, ?)",
+          JSON.stringify(view),
+          now,
+        );
+        this.queueFeedEvent(a.state === "firing" ? "alert.triggered" : "alert.resolved", at, {
+          alertId: a.alertId,
+          rule: a.rule,
+          severity: a.severity,
+          labels: a.labels,
+          value: a.value,
+          summary: a.summary,
+          triggeredAt: a.triggeredAt,
+          resolvedAt: a.resolvedAt,
+        });
+      }
+      this.afterWrite();
+      return { accepted, duplicates };
+    });
   }
 
   /** A host's own stale threshold (null: the fleet default, STALE_HOST_THRESHOLD_SECONDS). */

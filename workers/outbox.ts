@@ -4,7 +4,8 @@
  * (command_id, seq), so a batch replayed after a crash changes nothing twice.
  */
 import { sql } from "drizzle-orm";
-import { commandLogs, commands, hosts, sessionEvents, sessions } from "../src/db/schema.js";
+import { alerts, commandLogs, commands, hosts, sessionEvents, sessions } from "../src/db/schema.js";
+import type { Alert } from "../src/domain/alert.js";
 import { openDatabase } from "./db.js";
 import { type Env, settingsOf } from "./env.js";
 
@@ -104,7 +105,14 @@ async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
   let host: HostSnapshot | null = null;
   const sessionRows = new Map<string, SessionSnapshot>();
   const sessionLog: (SessionSnapshot["event"] & { sessionId: string })[] = [];
+  const alertRows = new Map<string, Alert>();
   for (const row of rows) {
+    if (row.kind === "alert") {
+      const alert = JSON.parse(row.payload) as Alert;
+      // Within a batch the later change of the same alert wins (firing then resolved).
+      if (alertRows.get(alert.id)?.state !== "resolved") alertRows.set(alert.id, alert);
+      continue;
+    }
     if (row.kind === "session") {
       const snapshot = JSON.parse(row.payload) as SessionSnapshot;
       const seen = sessionRows.get(snapshot.id);
@@ -230,6 +238,35 @@ async function writeBatch(env: Env, rows: OutboxRow[]): Promise<void> {
               updatedAt: sql`excluded.updated_at`,
             },
             setWhere: sql`${hosts.updatedAt} <= excluded.updated_at`,
+          });
+      }
+      if (alertRows.size > 0) {
+        await tx
+          .insert(alerts)
+          .values(
+            [...alertRows.values()].map((a) => ({
+              id: a.id,
+              clientId: a.clientId,
+              rule: a.rule,
+              fingerprint: a.id,
+              severity: a.severity,
+              state: a.state,
+              value: a.value,
+              labels: a.labels,
+              summary: a.summary,
+              triggeredAt: new Date(a.triggeredAt),
+              resolvedAt: a.resolvedAt === null ? null : new Date(a.resolvedAt),
+            })),
+          )
+          .onConflictDoUpdate({
+            target: alerts.id,
+            set: {
+              state: sql`excluded.state`,
+              value: sql`excluded.value`,
+              resolvedAt: sql`excluded.resolved_at`,
+            },
+            // A resolved alert stays resolved, whatever order replays arrive in.
+            setWhere: sql`${alerts.state} = 'firing'`,
           });
       }
       if (logs.length > 0) {

@@ -204,6 +204,7 @@ export const alerts = pgTable(
     state: text("state").notNull(),
     value: doublePrecision("value"),
     labels: jsonb("labels").notNull().default({}),
+    summary: text("summary"),
     triggeredAt: timestamp("triggered_at", { withTimezone: true }).notNull(),
     resolvedAt: timestamp("resolved_at", { withTimezone: true }),
     createdAt: createdAt(),
@@ -211,6 +212,7 @@ export const alerts = pgTable(
   (t) => [
     uniqueIndex("alerts_client_fingerprint_uq").on(t.clientId, t.fingerprint),
     index("alerts_state_idx").on(t.state),
+    index("alerts_triggered_idx").on(t.triggeredAt),
     check("alerts_state_ck", sql`${t.state} in ('firing','resolved')`),
     check("alerts_severity_ck", sql`${t.severity} in ('info','warning','critical')`),
   ],

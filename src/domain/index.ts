@@ -1,3 +1,4 @@
+export * from "./alert.js";
 export * from "./client.js";
 export * from "./command.js";
 export * from "./common.js";

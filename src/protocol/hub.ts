@@ -3,6 +3,7 @@
  * cross the boundary as data (class identity does not survive RPC) and become a
  * FleetdeckError again on the Worker's side.
  */
+import type { AlertReport } from "../domain/alert.js";
 import type { Command, CommandLogEntry } from "../domain/command.js";
 import type { Heartbeat } from "../domain/host.js";
 import type { Result } from "../domain/result.js";
@@ -102,6 +103,7 @@ export interface HubApi {
   progressCommand(id: string, progress: unknown): Promise<HubResult<Command>>;
   postResult(id: string, result: Result): Promise<HubResult<{ command: Command; duplicate: boolean }>>;
   recordHeartbeat(heartbeat: Heartbeat): Promise<HubResult<{ receivedAt: number }>>;
+  reportAlerts(alerts: AlertReport[]): Promise<HubResult<{ accepted: number; duplicates: number }>>;
   getHost(): Promise<HubResult<HostView>>;
   setStaleThreshold(seconds: number | null): Promise<HubResult<HostView>>;
   createSession(input: {

@@ -26,7 +26,9 @@ export function writeAgentConfig(
   dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-agent-")),
 ) {
   const configFile = path.join(dir, "agent.yaml");
-  writeFileSync(configFile, YAML.stringify({ dataDir: path.join(dir, "data"), ...config }));
+  // metricsPort 0: agents started side by side must not all claim 9100; a test that wants
+  // /metrics gives a port.
+  writeFileSync(configFile, YAML.stringify({ dataDir: path.join(dir, "data"), metricsPort: 0, ...config }));
   return { dir, configFile };
 }
 
