@@ -161,6 +161,32 @@ const ROUTES: RouteCase[] = [
     expect: operatorsOnly(403, 403, 403, "allow", "allow"),
   },
   {
+    name: "POST /api/alerts",
+    call: (t) =>
+      status("POST", "/api/alerts", t, {
+        alerts: [
+          {
+            alertId: `al_${"0".repeat(26)}`,
+            rule: "r",
+            state: "firing",
+            severity: "info",
+            triggeredAt: Date.now(),
+          },
+        ],
+      }),
+    expect: operatorsOnly(403, 403, 403, "allow", "allow"),
+  },
+  {
+    name: "GET /api/alerts?clientId=A",
+    call: (t) => status("GET", `/api/alerts?clientId=${clientA.id}`, t),
+    expect: operatorsOnly("allow", "allow", "allow", "allow", 404),
+  },
+  {
+    name: "GET /api/alerts/history",
+    call: (t) => status("GET", "/api/alerts/history", t),
+    expect: operatorsOnly("allow", "allow", "allow", "allow", "allow"),
+  },
+  {
     name: "GET /api/hosts",
     call: (t) => status("GET", "/api/hosts", t),
     expect: operatorsOnly("allow", "allow", "allow", 403, 403),
