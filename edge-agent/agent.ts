@@ -104,7 +104,13 @@ export class Agent {
 
   /** Every family the agent knows now: collectors, its own state, self-limits, alerts. */
   families(): Family[] {
-    return [...this.collectors.families(), ...this.selfLimits.families(), ...this.alerts.families()];
+    return [
+      ...this.collectors.families(),
+      // Read live: counters and queue depths cost nothing to read, and a scrape sees them current.
+      ...this.ownFamilies(),
+      ...this.selfLimits.families(),
+      ...this.alerts.families(),
+    ];
   }
 
   log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
@@ -141,6 +147,7 @@ export class Agent {
         port: this.config.metricsPort,
         registry: this.metrics,
         health: () => this.metricsHealth(),
+        alerts: (limit) => ({ active: this.alerts.active(), history: this.alerts.history(limit) }),
       });
       try {
         const address = await this.metricsServer.start();
@@ -525,7 +532,6 @@ export class Agent {
     if (c.network.enabled) list.push(new NetworkCollector(c.network.intervalSecs, platform));
     if (c.processes.enabled)
       list.push(new ProcessCollector(c.processes.intervalSecs, c.processes.topN, platform));
-    list.push({ name: "agent", intervalSecs: 5, collect: async () => this.ownFamilies() });
     return list;
   }
 
@@ -631,10 +637,9 @@ export class Agent {
 
   private metricsHealth(): { healthy: boolean; body: Record<string, unknown> } {
     const states = this.collectors.states();
-    const system = states.filter((s) => s.name !== "agent");
     return {
-      // Unhealthy only when no system collector works at all; one broken collector is degraded.
-      healthy: system.length === 0 || system.some((s) => s.status === "healthy"),
+      // Unhealthy only when no collector works at all; one broken collector is degraded.
+      healthy: states.length === 0 || states.some((s) => s.status === "healthy"),
       body: {
         edgeConnected: this.link?.connected ?? false,
         intervalFactor: this.collectors.intervalFactor(),

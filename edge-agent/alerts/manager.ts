@@ -205,6 +205,11 @@ export class AlertManager {
     this.evaluate();
   }
 
+  /** The local history, newest first: pending, firing, resolved, held, released, flapping, stable. */
+  history(limit = 100): ReturnType<AlertStore["history"]> {
+    return this.options.store.history({ limit });
+  }
+
   active(): ActiveAlert[] {
     return [...this.instances.values()]
       .filter((i) => i.state.state !== "inactive")

@@ -126,6 +126,8 @@ export interface MetricsServerOptions {
   port: number;
   registry: MetricsRegistry;
   health: () => { healthy: boolean; body: Record<string, unknown> };
+  /** GET /alerts: the agent's active alerts and local history (holds included), as JSON. */
+  alerts?: (limit: number) => unknown;
 }
 
 export class MetricsServer {
@@ -158,7 +160,18 @@ export class MetricsServer {
         res.end(JSON.stringify({ status: healthy ? "ok" : "unhealthy", ...body }));
         return;
       }
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics or /healthz\n");
+      if (url === "/alerts" && this.options.alerts) {
+        const limit = Math.min(
+          1000,
+          Math.max(1, Number(new URL(req.url ?? "/", "http://x").searchParams.get("limit")) || 100),
+        );
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(this.options.alerts(limit)));
+        return;
+      }
+      res
+        .writeHead(404, { "content-type": "text/plain" })
+        .end("not found: try /metrics, /healthz or /alerts\n");
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {

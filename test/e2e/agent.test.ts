@@ -1,5 +1,9 @@
-import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis as IORedis } from "ioredis";
 import mqtt from "mqtt";
@@ -308,6 +312,130 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
     } finally {
       await relay.close();
     }
+  });
+
+  it("raises and resolves an alert while the edge is unreachable, notifies the webhook at once, and forwards both changes afterwards with their own times, once", async () => {
+    const client = await newClient();
+    const edge = new URL(cloud.workerUrl);
+    const relay = await startTcpRelay({ host: edge.hostname, port: Number(edge.port) });
+    const hooks: Record<string, unknown>[] = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        hooks.push(JSON.parse(body));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", () => r()));
+    // A watched process with a name of its own, so the test can stop and start it.
+    const name = `fdslp${randomBytes(3).toString("hex")}`;
+    const binDir = mkdtempSync(path.join(tmpdir(), "fleetdeck-alert-"));
+    copyFileSync("/bin/sleep", path.join(binDir, name));
+    const startWatched = () => spawn(path.join(binDir, name), ["600"], { stdio: "ignore" });
+    let watched = startWatched();
+    try {
+      const { agent } = await launch(client, {
+        serverUrl: relay.url,
+        monitoredProcessNames: [name],
+        alertEvaluationIntervalSecs: 0.5,
+        alertRules: [
+          {
+            name: "watched-down",
+            expr: `fleetdeck_process_up{name="${name}"}`,
+            op: "==",
+            threshold: 0,
+            severity: "critical",
+            summary: `${name} is not running`,
+          },
+        ],
+        alertChannels: {
+          hook: {
+            type: "webhook",
+            url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`,
+          },
+        },
+      });
+      await relay.cut();
+      watched.kill("SIGKILL");
+      const fired = await agent.waitForLog("alert watched-down firing", {}, 20_000);
+      // The channel does not need the edge.
+      await expect.poll(() => hooks.length, { timeout: 10_000 }).toBe(1);
+      expect(hooks[0]).toMatchObject({
+        kind: "alert.triggered",
+        rule: "watched-down",
+        clientId: client.id,
+        value: 0,
+      });
+      watched = startWatched();
+      await agent.waitForLog("alert watched-down resolved", {}, 20_000);
+      const history = () => api("GET", `/api/alerts/history?clientId=${client.id}`, cloud.adminToken);
+      expect((await history()).body.alerts).toEqual([]);
+
+      const restoredAt = Date.now();
+      await relay.restore();
+      await expect
+        .poll(async () => (await history()).body.alerts.map((a: { state: string }) => a.state), {
+          timeout: 30_000,
+        })
+        .toEqual(["resolved"]);
+      const [alert] = (await history()).body.alerts;
+      expect(alert).toMatchObject({ id: fired.alert_id, rule: "watched-down", severity: "critical" });
+      expect(alert.triggeredAt).toBe(Date.parse(hooks[0]!.triggeredAt as string));
+      expect(alert.triggeredAt).toBeLessThan(restoredAt);
+      expect(alert.resolvedAt).toBeLessThan(restoredAt);
+      await expect.poll(() => hooks.length, { timeout: 10_000 }).toBe(2);
+      expect(hooks[1]).toMatchObject({ kind: "alert.resolved", alertId: fired.alert_id });
+
+      // The same forward once more (as after a lost answer): taken as a duplicate, nothing new.
+      const again = await api("POST", "/api/alerts", client.key, {
+        alerts: [
+          {
+            alertId: alert.id,
+            rule: alert.rule,
+            state: "firing",
+            severity: "critical",
+            triggeredAt: alert.triggeredAt,
+          },
+        ],
+      });
+      expect(again.body).toEqual({ accepted: 0, duplicates: 1 });
+      expect((await history()).body.alerts).toHaveLength(1);
+    } finally {
+      watched.kill("SIGKILL");
+      await relay.close();
+      receiver.close();
+      rmSync(binDir, { recursive: true, force: true });
+    }
+  });
+
+  it("holds the alerts a restart-process command would trip, visibly in the agent's /alerts history", async () => {
+    const client = await newClient();
+    const metricsPort = await freePort();
+    await launch(client, {
+      metricsPort,
+      metricsHost: "127.0.0.1",
+      alertRules: [
+        {
+          name: "worker-down",
+          expr: 'fleetdeck_process_up{name="worker"}',
+          op: "==",
+          threshold: 0,
+          target: "process:worker",
+        },
+      ],
+    });
+    const id = await command(client.id, "restart-process", { name: "worker" });
+    expect(await finished(id)).toMatchObject({ status: "completed" });
+    const local = await fetch(`http://127.0.0.1:${metricsPort}/alerts`);
+    const body = (await local.json()) as { history: { state: string; note: string | null }[] };
+    const states = body.history.map((h) => h.state).reverse();
+    expect(states).toEqual(["held", "released"]);
+    expect(body.history[1]?.note).toContain(id);
+    expect(body.history[0]?.note).toMatch(/finished \(completed\)/);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^agent_commands_total\{outcome="completed"\} 1$/m);
+    expect(metrics).toMatch(/^fleetdeck_process_up\{name="worker"\} [01]$/m);
   });
 
   it("is reported stale within the threshold when its agent is frozen (SIGSTOP), and online again after SIGCONT", async () => {
