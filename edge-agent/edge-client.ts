@@ -2,6 +2,8 @@
  * The agent's calls to the edge (ack, progress, result, heartbeat), each with bounded retries
  * and jittered backoff. The answer says what happened; the caller decides what it means.
  */
+import { request } from "./http.js";
+
 export type EdgeAnswer =
   | { kind: "ok"; status: number; body: unknown }
   | { kind: "conflict"; status: 409; body: unknown }
@@ -16,20 +18,17 @@ export interface EdgeClientOptions {
   attempts?: number;
   baseDelayMs?: number;
   timeoutMs?: number;
-  fetch?: typeof fetch;
 }
 
 export class EdgeClient {
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly timeoutMs: number;
-  private readonly fetch: typeof fetch;
 
   constructor(private readonly options: EdgeClientOptions) {
     this.attempts = options.attempts ?? 4;
     this.baseDelayMs = options.baseDelayMs ?? 250;
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.fetch = options.fetch ?? fetch;
   }
 
   ack(commandId: string): Promise<EdgeAnswer> {
@@ -56,27 +55,27 @@ export class EdgeClient {
         await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * delay));
       }
       try {
-        const res = await this.fetch(`${this.options.serverUrl}${path}`, {
+        const res = await request(`${this.options.serverUrl}${path}`, {
           method: "POST",
           headers: {
             authorization: `Bearer ${this.options.clientKey}`,
             ...(body === undefined ? {} : { "content-type": "application/json" }),
           },
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(this.timeoutMs),
+          timeoutMs: this.timeoutMs,
         });
-        const text = await res.text();
+        const text = res.text;
         let parsed: unknown = text;
         try {
           parsed = text ? JSON.parse(text) : null;
         } catch {}
-        if (res.ok) return { kind: "ok", status: res.status, body: parsed };
+        if (res.status >= 200 && res.status < 300) return { kind: "ok", status: res.status, body: parsed };
         if (res.status === 409) return { kind: "conflict", status: 409, body: parsed };
         if (res.status === 404) return { kind: "gone", status: 404, body: parsed };
         last = { kind: "refused", status: res.status, body: parsed };
         // Only what may pass is retried: rate limits and unavailable dependencies.
         if (res.status !== 429 && res.status < 500) return last;
-        const retryAfter = Number(res.headers.get("retry-after"));
+        const retryAfter = Number(res.headers["retry-after"]);
         if (Number.isFinite(retryAfter) && retryAfter > 0 && attempt < attempts - 1) {
           await new Promise((r) => setTimeout(r, Math.min(retryAfter, 30) * 1000));
         }

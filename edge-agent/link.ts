@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { type ParsedSseEvent, SseParser } from "../src/protocol/sse.js";
+import { open } from "./http.js";
 
 export interface LinkOptions {
   serverUrl: string;
@@ -74,12 +75,15 @@ export class EdgeLink extends EventEmitter<{ connected: []; disconnected: [strin
     };
     const lastEventId = this.options.lastEventId();
     if (lastEventId) headers["last-event-id"] = lastEventId;
-    const res = await fetch(`${this.options.serverUrl}/api/events/${this.options.clientId}`, {
+    const res = await open(`${this.options.serverUrl}/api/events/${this.options.clientId}`, {
       headers,
       signal: controller.signal,
+      timeoutMs: 30_000,
     });
-    if (res.status === 401) {
-      await res.body?.cancel();
+    // The head has arrived: from here the watchdog, not a socket timeout, decides.
+    res.socket?.setTimeout(0);
+    if (res.statusCode === 401) {
+      res.destroy();
       // A revoked or rotated key: keep trying slowly, and say so loudly.
       this.attempt = Math.max(this.attempt, 6);
       this.options.log?.(
@@ -88,9 +92,9 @@ export class EdgeLink extends EventEmitter<{ connected: []; disconnected: [strin
       );
       return "unauthorized";
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel();
-      return `edge answered ${res.status}`;
+    if (res.statusCode !== 200) {
+      res.destroy();
+      return `edge answered ${res.statusCode}`;
     }
     this.connected = true;
     this.attempt = 0;
@@ -98,20 +102,18 @@ export class EdgeLink extends EventEmitter<{ connected: []; disconnected: [strin
     const watchdogMs = 2 * (this.options.heartbeatIntervalMs ?? 15_000);
     let watchdog = setTimeout(() => controller.abort(new Error("no heartbeat")), watchdogMs);
     const parser = new SseParser();
-    const decoder = new TextDecoder();
-    const reader = res.body.getReader();
+    res.setEncoding("utf8");
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return "stream ended";
+      for await (const chunk of res) {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => controller.abort(new Error("no heartbeat")), watchdogMs);
-        for (const event of parser.push(decoder.decode(value, { stream: true }))) {
+        for (const event of parser.push(chunk as string)) {
           if (event.event === "heartbeat") continue;
           await this.options.onEvent(event);
           if (event.id !== undefined) this.options.setLastEventId(event.id);
         }
       }
+      return "stream ended";
     } catch (error) {
       if (controller.signal.aborted && controller.signal.reason instanceof Error)
         return controller.signal.reason.message;
@@ -119,6 +121,7 @@ export class EdgeLink extends EventEmitter<{ connected: []; disconnected: [strin
     } finally {
       clearTimeout(watchdog);
       controller.abort();
+      res.destroy();
     }
   }
 }

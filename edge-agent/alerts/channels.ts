@@ -7,6 +7,7 @@
 import { createHmac } from "node:crypto";
 import type { Transporter } from "nodemailer";
 import { z } from "zod";
+import { request } from "../http.js";
 
 const EmailChannelSchema = z.strictObject({
   type: z.literal("email"),
@@ -196,18 +197,17 @@ export function slackMessage(config: z.infer<typeof SlackChannelSchema>, n: Aler
 }
 
 async function postJson(url: string, body: string, headers: Record<string, string>): Promise<void> {
-  let res: Response;
+  let res: Awaited<ReturnType<typeof request>>;
   try {
-    res = await fetch(url, {
+    res = await request(url, {
       method: "POST",
       headers: { "content-type": "application/json", ...headers },
       body,
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      timeoutMs: TIMEOUT_MS,
     });
   } catch (error) {
     throw new ChannelError(`POST ${new URL(url).host} failed: ${(error as Error).message}`);
   }
-  const text = await res.text().catch(() => "");
-  if (!res.ok)
-    throw new ChannelError(`POST ${new URL(url).host} answered ${res.status}: ${text.slice(0, 200)}`);
+  if (res.status < 200 || res.status >= 300)
+    throw new ChannelError(`POST ${new URL(url).host} answered ${res.status}: ${res.text.slice(0, 200)}`);
 }
