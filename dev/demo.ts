@@ -8,11 +8,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import YAML from "yaml";
-import { REPO_ROOT } from "./local-cloud.js";
+import { freePort, REPO_ROOT } from "./local-cloud.js";
 
 export interface Demo {
   clientId: string;
   deviceId: string;
+  /** The demo agent's /metrics, or null when no port was free for it. */
+  metricsUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -53,6 +55,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
   mkdirSync(o.dataDir, { recursive: true });
   const client = await ensureDemoClient(o);
   const agentDir = path.join(o.dataDir, "demo-agent");
+  const metricsPort = await demoMetricsPort();
+  const webhook = process.env.DEMO_ALERT_WEBHOOK;
   const configFile = path.join(o.dataDir, "demo-agent.yaml");
   writeFileSync(
     configFile,
@@ -64,7 +68,20 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       upstashRedisRestToken: o.redisRestToken,
       mqttUrl: o.mqttUrl,
       logFlushIntervalSecs: 1,
-      metricsPort: 0,
+      metricsPort,
+      metricsHost: "127.0.0.1",
+      alertRules: [
+        {
+          name: "demo-cpu-busy",
+          expr: 'fleetdeck_cpu_usage_percent{mode="busy"}',
+          op: ">",
+          threshold: 80,
+          for: "10s",
+          severity: "warning",
+          summary: "CPU busy above 80% for 10 s",
+        },
+      ],
+      alertChannels: webhook ? { "demo-webhook": { type: "webhook", url: webhook } } : {},
       scripts: {
         uptime: { argv: ["uptime"] },
         "disk-usage": { argv: ["df", "-h", "/"] },
@@ -136,6 +153,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
   return {
     clientId: client.id,
     deviceId,
+    metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : null,
     stop: async () => {
       clearInterval(telemetry);
       await device.endAsync().catch(() => {});
@@ -147,4 +165,19 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       }
     },
   };
+}
+
+/** DEMO_METRICS_PORT, else 9100 when free, else any free port (a node_exporter may hold 9100). */
+async function demoMetricsPort(): Promise<number> {
+  const wanted = Number(process.env.DEMO_METRICS_PORT ?? 9100);
+  if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65_535)
+    throw new Error(`DEMO_METRICS_PORT: expected a port number, got "${process.env.DEMO_METRICS_PORT}"`);
+  if (wanted === 0) return 0;
+  const net = await import("node:net");
+  const free = await new Promise<boolean>((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(wanted, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+  return free ? wanted : freePort();
 }

@@ -28,6 +28,8 @@ function printTable(cloud: LocalCloud, demo: Demo | undefined): void {
     const post = (body: string) =>
       `    curl -X POST ${cloud.workerUrl}/api/commands -H "Authorization: Bearer ${cloud.adminToken}" -H 'content-type: application/json' -d '${body}'`;
     console.log(`\n  Demo agent ${demo.clientId} is running with a simulated device, ${demo.deviceId}:`);
+    if (demo.metricsUrl)
+      console.log(`    curl ${demo.metricsUrl}   # its Prometheus metrics; /alerts for its alerts`);
     console.log(post(`{"clientId":"${demo.clientId}","action":"health-check"}`));
     console.log(post(`{"clientId":"${demo.clientId}","action":"exec","payload":{"script":"uptime"}}`));
     console.log(
