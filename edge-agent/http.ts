@@ -3,8 +3,9 @@
  * about 12 MB more resident memory, and these are the agent's only HTTP needs (JSON requests
  * with a timeout, and one long-lived SSE response). Connections to the same host are kept alive.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import https from "node:https";
+import { http } from "./node-http.js";
 
 const agents = {
   http: new http.Agent({ keepAlive: true, maxSockets: 8 }),

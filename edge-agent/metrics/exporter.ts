@@ -3,11 +3,14 @@
  * Collectors sample on their own schedule; a scrape only renders their latest values, so a
  * scrape costs the same whatever the collectors cost and never waits on /proc.
  */
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import client from "prom-client";
+import { http } from "../node-http.js";
 import { type Family, family, one } from "./family.js";
+
+const LOOP_RESOLUTION_MS = 100;
 
 export class MetricsRegistry {
   readonly registry = new client.Registry();
@@ -16,7 +19,7 @@ export class MetricsRegistry {
   readonly scrapeDuration: client.Histogram;
 
   /** Event-loop delay, sampled every 100 ms (a finer timer costs the agent more CPU than all its collectors), over a window restarted every 10 s at most. */
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 100 });
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private loopWindowStart = performance.now();
 
   constructor(private readonly source: () => Family[]) {
@@ -42,7 +45,8 @@ export class MetricsRegistry {
   private processFamilies(): Family[] {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
-    const ns = (v: number) => (Number.isFinite(v) ? v / 1e9 : 0);
+    // The histogram holds each timer interval, resolution included: the delay is the excess.
+    const ns = (v: number) => (Number.isFinite(v) ? Math.max(0, v - LOOP_RESOLUTION_MS * 1e6) / 1e9 : 0);
     const out = [
       family(
         "process_cpu_seconds_total",
@@ -140,7 +144,7 @@ export class MetricsServer {
   constructor(private readonly options: MetricsServerOptions) {}
 
   async start(): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
+    const server = http.createServer((req, res) => {
       const url = (req.url ?? "/").split("?")[0];
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.writeHead(405, { allow: "GET, HEAD" }).end();
