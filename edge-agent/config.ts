@@ -93,51 +93,72 @@ const SelfLimitsSchema = z
   })
   .default({ cpuPercent: 2, rssMb: 128, checkIntervalSecs: 10 });
 
-export const AgentConfigSchema = z.strictObject({
-  serverUrl: z.string().url(),
-  clientKey: z.string().regex(/^sk_cl_[0-9A-Z]{26}_[A-Za-z0-9_-]{32,}$/, "expected sk_<clientId>_<secret>"),
-  dataDir: z.string().min(1),
-  redisUrl: z.string().url().optional(),
-  upstashRedisRestUrl: z.string().url().optional(),
-  upstashRedisRestToken: z.string().min(1).optional(),
-  mqttUrl: z.string().url().optional(),
-  mqttClientId: z.string().min(1).optional(),
-  logBatchSize: z.number().int().min(1).max(10_000).default(100),
-  logFlushIntervalSecs: z.number().min(0.05).max(3600).default(5),
-  logQueueLimit: z.number().int().min(100).default(100_000),
-  logStreamMaxLen: z.number().int().min(100).default(100_000),
-  healthCheckIntervalSecs: z.number().min(1).max(3600).default(30),
-  heartbeatIntervalSecs: z.number().min(0.2).max(300).default(5),
-  monitoredProcessNames: z.array(z.string().min(1)).default([]),
-  /** /metrics and /healthz; 0 turns the endpoint off (collectors and alert rules still run). */
-  metricsPort: z.number().int().min(0).max(65_535).default(9100),
-  metricsHost: z.string().min(1).default("0.0.0.0"),
-  collectors: CollectorsSchema,
-  selfLimits: SelfLimitsSchema,
-  alertRules: z.array(AlertRuleSchema).default([]),
-  alertChannels: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), ChannelSchema).default({}),
-  alertEvaluationIntervalSecs: z.number().min(0.2).max(3600).default(5),
-  /** How long running commands get to finish on SIGTERM before they are failed as interrupted. */
-  shutdownGraceSecs: z.number().min(0).max(600).default(10),
-  maxOutputBytes: z
-    .number()
-    .int()
-    .min(1024)
-    .max(10 * 1024 * 1024)
-    .default(256 * 1024),
-  screenshotMaxBytes: z
-    .number()
-    .int()
-    .min(64)
-    .max(1_500_000)
-    .default(700 * 1024),
-  processes: z.record(z.string(), ProcessSpecSchema).default({}),
-  scripts: z.record(z.string(), ScriptSchema).default({}),
-  logFiles: z.record(z.string(), z.string()).default({}),
-  printer: z.string().optional(),
-  display: z.string().optional(),
-  awsIot: AwsIotSchema.optional(),
-});
+export const AgentConfigSchema = z
+  .strictObject({
+    serverUrl: z.string().url(),
+    clientKey: z.string().regex(/^sk_cl_[0-9A-Z]{26}_[A-Za-z0-9_-]{32,}$/, "expected sk_<clientId>_<secret>"),
+    dataDir: z.string().min(1),
+    redisUrl: z.string().url().optional(),
+    upstashRedisRestUrl: z.string().url().optional(),
+    upstashRedisRestToken: z.string().min(1).optional(),
+    mqttUrl: z.string().url().optional(),
+    mqttClientId: z.string().min(1).optional(),
+    logBatchSize: z.number().int().min(1).max(10_000).default(100),
+    logFlushIntervalSecs: z.number().min(0.05).max(3600).default(5),
+    logQueueLimit: z.number().int().min(100).default(100_000),
+    logStreamMaxLen: z.number().int().min(100).default(100_000),
+    healthCheckIntervalSecs: z.number().min(1).max(3600).default(30),
+    heartbeatIntervalSecs: z.number().min(0.2).max(300).default(5),
+    monitoredProcessNames: z.array(z.string().min(1)).default([]),
+    /** /metrics and /healthz; 0 turns the endpoint off (collectors and alert rules still run). */
+    metricsPort: z.number().int().min(0).max(65_535).default(9100),
+    metricsHost: z.string().min(1).default("0.0.0.0"),
+    collectors: CollectorsSchema,
+    selfLimits: SelfLimitsSchema,
+    alertRules: z.array(AlertRuleSchema).default([]),
+    alertChannels: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), ChannelSchema).default({}),
+    alertEvaluationIntervalSecs: z.number().min(0.2).max(3600).default(5),
+    /** How long running commands get to finish on SIGTERM before they are failed as interrupted. */
+    shutdownGraceSecs: z.number().min(0).max(600).default(10),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(10 * 1024 * 1024)
+      .default(256 * 1024),
+    screenshotMaxBytes: z
+      .number()
+      .int()
+      .min(64)
+      .max(1_500_000)
+      .default(700 * 1024),
+    processes: z.record(z.string(), ProcessSpecSchema).default({}),
+    scripts: z.record(z.string(), ScriptSchema).default({}),
+    logFiles: z.record(z.string(), z.string()).default({}),
+    printer: z.string().optional(),
+    display: z.string().optional(),
+    awsIot: AwsIotSchema.optional(),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.alertRules.forEach((rule, i) => {
+      if (names.has(rule.name))
+        ctx.addIssue({
+          code: "custom",
+          path: ["alertRules", i, "name"],
+          message: `a second rule named "${rule.name}"`,
+        });
+      names.add(rule.name);
+      for (const channel of rule.channels ?? []) {
+        if (!(channel in config.alertChannels))
+          ctx.addIssue({
+            code: "custom",
+            path: ["alertRules", i, "channels"],
+            message: `no channel named "${channel}" in alertChannels`,
+          });
+      }
+    });
+  });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
 export class ConfigError extends Error {
