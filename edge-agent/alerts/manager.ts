@@ -130,19 +130,22 @@ export class AlertManager {
       { now, value, conditionMet: value !== null && compare(value, rule.op, rule.threshold), held },
       () => `al_${ulid(now)}`,
     );
-    if (effects.length === 0 && JSON.stringify(state) === JSON.stringify(inst.state)) return;
-    this.options.store.apply({
-      key,
-      rule: rule.name,
-      severity: rule.severity,
-      labels,
-      state,
-      effects,
-      forwardPayload: (e) => this.forwardPayload(rule, labels, e),
-      notifyPayload: (e) => this.notification(rule, labels, e),
-      channels: rule.channels ?? this.options.channels.names(),
-      now,
-    });
+    // A disk write only when the state machine moved: a new value alone is not worth one (hosts
+    // run on SD cards), and a series that stays inactive leaves nothing to store.
+    const significant = (s: InstanceState) => JSON.stringify({ ...s, lastValue: null });
+    if (effects.length > 0 || significant(state) !== significant(inst.state))
+      this.options.store.apply({
+        key,
+        rule: rule.name,
+        severity: rule.severity,
+        labels,
+        state,
+        effects,
+        forwardPayload: (e) => this.forwardPayload(rule, labels, e),
+        notifyPayload: (e) => this.notification(rule, labels, e),
+        channels: rule.channels ?? this.options.channels.names(),
+        now,
+      });
     inst.state = state;
     if (state.state === "inactive" && state.changes.length === 0 && state.lastNotifiedAt === null)
       this.instances.delete(key);
