@@ -52,10 +52,8 @@ export class AlertManager {
   private readonly holds = new Map<string, { targets: string[]; action: string }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly now: () => number;
-  private sending: Promise<void> | null = null;
-  private forwarding: Promise<void> | null = null;
-  private sendAgain = false;
-  private forwardAgain = false;
+  private readonly sending = new SerialPasses(() => this.sendPass());
+  private readonly forwarding = new SerialPasses(() => this.forwardPass());
 
   constructor(private readonly options: AlertManagerOptions) {
     this.now = options.now ?? Date.now;
@@ -93,7 +91,7 @@ export class AlertManager {
   /** Stops the timers, lets passes in flight finish, tries the edge once more, closes the store. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    await this.sending?.catch(() => {});
+    await this.sending.idle();
     await this.forward().catch(() => {});
     this.options.channels.close();
     this.options.store.close();
@@ -230,70 +228,43 @@ export class AlertManager {
 
   /** Sends due notifications; a failure waits retryBaseMs * 2^(attempts-1) (at most 5 minutes). */
   sendNotifications(): Promise<void> {
-    // One pass at a time; a call during a pass asks for one more pass and waits for it too.
-    if (this.sending) {
-      this.sendAgain = true;
-      return this.sending;
-    }
-    this.sending = (async () => {
-      do {
-        this.sendAgain = false;
-        await this.sendPass();
-      } while (this.sendAgain);
-    })().finally(() => {
-      this.sending = null;
-    });
-    return this.sending;
+    return this.sending.run();
   }
 
   private async sendPass(): Promise<void> {
-    {
-      const max = this.options.maxNotificationAttempts ?? 8;
-      for (const row of this.options.store.dueNotifications(this.now())) {
-        try {
-          await this.options.channels.send(
-            row.channel,
-            row.payload as unknown as AlertNotification,
-            `ntf_${row.id}`,
-          );
-          this.options.store.notificationSent(row.id);
-        } catch (error) {
-          const attempts = row.attempts + 1;
-          const message = error instanceof Error ? error.message : String(error);
-          const nextAt =
-            attempts >= max
-              ? null
-              : this.now() + Math.min(300_000, (this.options.retryBaseMs ?? 1000) * 2 ** (attempts - 1));
-          this.options.store.notificationFailed(row.id, message, nextAt);
-          this.options.log(
-            nextAt === null ? "error" : "warn",
-            nextAt === null ? "alert notification given up" : "alert notification failed; will retry",
-            {
-              channel: row.channel,
-              attempts,
-              error: message,
-            },
-          );
-        }
+    const max = this.options.maxNotificationAttempts ?? 8;
+    for (const row of this.options.store.dueNotifications(this.now())) {
+      try {
+        await this.options.channels.send(
+          row.channel,
+          row.payload as unknown as AlertNotification,
+          `ntf_${row.id}`,
+        );
+        this.options.store.notificationSent(row.id);
+      } catch (error) {
+        const attempts = row.attempts + 1;
+        const message = error instanceof Error ? error.message : String(error);
+        const nextAt =
+          attempts >= max
+            ? null
+            : this.now() + Math.min(300_000, (this.options.retryBaseMs ?? 1000) * 2 ** (attempts - 1));
+        this.options.store.notificationFailed(row.id, message, nextAt);
+        this.options.log(
+          nextAt === null ? "error" : "warn",
+          nextAt === null ? "alert notification given up" : "alert notification failed; will retry",
+          {
+            channel: row.channel,
+            attempts,
+            error: message,
+          },
+        );
       }
     }
   }
 
   /** Sends waiting forwards to the edge, oldest first, 100 at a time. */
   forward(): Promise<void> {
-    if (this.forwarding) {
-      this.forwardAgain = true;
-      return this.forwarding;
-    }
-    this.forwarding = (async () => {
-      do {
-        this.forwardAgain = false;
-        await this.forwardPass();
-      } while (this.forwardAgain);
-    })().finally(() => {
-      this.forwarding = null;
-    });
-    return this.forwarding;
+    return this.forwarding.run();
   }
 
   private async forwardPass(): Promise<void> {
@@ -400,5 +371,36 @@ export class AlertManager {
       triggeredAt: new Date(e.triggeredAt).toISOString(),
       resolvedAt: e.resolvedAt === null ? null : new Date(e.resolvedAt).toISOString(),
     };
+  }
+}
+
+/**
+ * One pass at a time: a call while a pass runs asks for one more pass after it, and waits for
+ * that one too, so whatever the caller just stored is covered when its promise resolves.
+ */
+class SerialPasses {
+  private running: Promise<void> | null = null;
+  private again = false;
+
+  constructor(private readonly pass: () => Promise<void>) {}
+
+  run(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  async idle(): Promise<void> {
+    await this.running?.catch(() => {});
   }
 }

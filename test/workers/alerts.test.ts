@@ -1,19 +1,6 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ulid } from "../../src/domain/ids.js";
-import type { ClientHub } from "../../workers/client-hub.js";
-import { ADMIN, api, createClient, openFeed } from "./helpers.js";
-
-/** Runs the hub's alarm now for the given duties (the outbox to Postgres, the fleet feed). */
-async function runAlarm(clientId: string, kinds: string[]) {
-  const stub = env.CLIENT_HUB.get(env.CLIENT_HUB.idFromName(clientId));
-  await runInDurableObject(stub, async (_hub: ClientHub, state) => {
-    for (const k of kinds)
-      state.storage.sql.exec("UPDATE schedule SET due_at = ? WHERE kind = ?", Date.now() - 1, k);
-    await state.storage.setAlarm(Date.now() - 1);
-  });
-  await runDurableObjectAlarm(stub);
-}
+import { ADMIN, api, createClient, openFeed, runHubAlarm } from "./helpers.js";
 
 function report(overrides: Record<string, unknown> = {}) {
   const triggeredAt = Date.now() - 60_000;
@@ -48,7 +35,7 @@ describe("alerts forwarded by agents", () => {
     expect(data).toMatchObject({ topic: "alert.triggered", clientId: client.id, at: fired.triggeredAt });
     expect(data.data).toMatchObject({ alertId: fired.alertId, rule: "disk-full", severity: "critical" });
 
-    await runAlarm(client.id, ["outbox"]);
+    await runHubAlarm(client.id, ["outbox"]);
     const active = await api("GET", `/api/alerts?clientId=${client.id}`, { token: ADMIN });
     expect(active.status).toBe(200);
     expect(active.body.alerts).toEqual([
@@ -79,7 +66,7 @@ describe("alerts forwarded by agents", () => {
     expect(next).toMatchObject({ topic: "alert.resolved", at: resolvedAt });
     await feed.close();
 
-    await runAlarm(client.id, ["outbox"]);
+    await runHubAlarm(client.id, ["outbox"]);
     expect((await api("GET", `/api/alerts?clientId=${client.id}`, { token: ADMIN })).body.alerts).toEqual([]);
     const history = await api("GET", `/api/alerts/history?clientId=${client.id}`, { token: client.key });
     expect(history.status).toBe(200);
@@ -103,7 +90,7 @@ describe("alerts forwarded by agents", () => {
       }),
     );
     expect((await api("POST", "/api/alerts", { token: client.key, body: { alerts } })).body.accepted).toBe(5);
-    await runAlarm(client.id, ["outbox"]);
+    await runHubAlarm(client.id, ["outbox"]);
     const seen: string[] = [];
     let cursor: string | null = null;
     do {

@@ -1,3 +1,4 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { type ParsedSseEvent, SseParser } from "../../src/protocol/sse.js";
 
@@ -115,4 +116,15 @@ async function openSse(path: string, token: string, lastEventId?: string): Promi
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Runs a client's hub alarm now for the given duties (outbox, feed, ...), as if they were due. */
+export async function runHubAlarm(clientId: string, kinds: string[]): Promise<void> {
+  const stub = env.CLIENT_HUB.get(env.CLIENT_HUB.idFromName(clientId));
+  await runInDurableObject(stub, async (_hub: unknown, state) => {
+    for (const k of kinds)
+      state.storage.sql.exec("UPDATE schedule SET due_at = ? WHERE kind = ?", Date.now() - 1, k);
+    await state.storage.setAlarm(Date.now() - 1);
+  });
+  await runDurableObjectAlarm(stub);
 }

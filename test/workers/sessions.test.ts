@@ -1,19 +1,8 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { ClientHub } from "../../workers/client-hub.js";
 import { openDatabase } from "../../workers/db.js";
 import { settingsOf } from "../../workers/env.js";
-import { ADMIN, api, createClient, openFeed } from "./helpers.js";
-
-async function runAlarm(clientId: string, kinds: string[]) {
-  const stub = env.CLIENT_HUB.get(env.CLIENT_HUB.idFromName(clientId));
-  await runInDurableObject(stub, async (_hub: ClientHub, state) => {
-    for (const k of kinds)
-      state.storage.sql.exec("UPDATE schedule SET due_at = ? WHERE kind = ?", Date.now() - 1, k);
-    await state.storage.setAlarm(Date.now() - 1);
-  });
-  await runDurableObjectAlarm(stub);
-}
+import { ADMIN, api, createClient, openFeed, runHubAlarm } from "./helpers.js";
 
 describe("sessions through the API", () => {
   it("moves a session through its lifecycle, publishes its events and keeps its history", async () => {
@@ -60,7 +49,7 @@ describe("sessions through the API", () => {
       "stopped",
     ]);
 
-    await runAlarm(client.id, ["feed"]);
+    await runHubAlarm(client.id, ["feed"]);
     const topics = [];
     for (let i = 0; i < 3; i++) topics.push((await feed.next()).event);
     expect(topics).toEqual(["session.starting", "session.running", "session.stopped"]);
@@ -102,7 +91,7 @@ describe("sessions through the API", () => {
     ).toBe(404);
     const listed = await api("GET", `/api/sessions?clientId=${a.id}&status=pending`, { token: ADMIN });
     expect(listed.body.sessions.map((s: { id: string }) => s.id)).toEqual([id]);
-    await runAlarm(a.id, ["outbox"]);
+    await runHubAlarm(a.id, ["outbox"]);
     const handle = openDatabase(settingsOf(env));
     try {
       const { rows } = await handle.pool.query("select status from sessions where id = $1", [id]);
