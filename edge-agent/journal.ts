@@ -141,6 +141,7 @@ export class SqliteJournal implements Journal {
     this.db.exec("PRAGMA journal_mode = WAL");
     this.db.exec("PRAGMA synchronous = FULL");
     this.db.exec("PRAGMA busy_timeout = 5000");
+    this.db.exec("PRAGMA cache_size = -256");
     this.db.exec(`CREATE TABLE IF NOT EXISTS commands (
       command_id TEXT PRIMARY KEY, action TEXT NOT NULL, state TEXT NOT NULL,
       received_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,

@@ -51,7 +51,10 @@ export class AlertStore {
     if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
     this.db = new DatabaseSync(file);
     this.db.exec("PRAGMA journal_mode = WAL");
-    this.db.exec("PRAGMA synchronous = NORMAL");
+    // FULL: an alert change or a notification owed survives a power cut; writes are rare.
+    this.db.exec("PRAGMA synchronous = FULL");
+    // A small page cache: these databases are tiny, and every MiB of RSS counts on small hosts.
+    this.db.exec("PRAGMA cache_size = -256");
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS instances (
         key TEXT PRIMARY KEY, rule TEXT NOT NULL, labels TEXT NOT NULL, state TEXT NOT NULL, updated_at INTEGER NOT NULL);
