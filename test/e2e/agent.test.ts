@@ -436,6 +436,18 @@ describe("the agent against wrangler dev, real Redis and Mosquitto", () => {
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^agent_commands_total\{outcome="completed"\} 1$/m);
     expect(metrics).toMatch(/^fleetdeck_process_up\{name="worker"\} [01]$/m);
+    // The whole agent's output (collectors, its own state, alerts, process) passes promtool's lint.
+    let promtool = true;
+    try {
+      execFileSync("sh", ["-c", "command -v promtool"], { stdio: "ignore" });
+    } catch {
+      promtool = false;
+      if (process.env.FLEETDECK_REQUIRE_PROMETHEUS === "1") throw new Error("promtool is required here");
+    }
+    if (promtool) {
+      const lint = execFileSync("promtool", ["check", "metrics"], { input: metrics, encoding: "utf8" });
+      expect(lint).toBe("");
+    }
   });
 
   it("is reported stale within the threshold when its agent is frozen (SIGSTOP), and online again after SIGCONT", async () => {
