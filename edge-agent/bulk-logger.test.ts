@@ -197,9 +197,57 @@ describe("BulkLogger when Redis goes away", () => {
     check.disconnect();
   });
 
+  it("keeps two batches on one connection at once, and spools a failed one and all after it in order", async () => {
+    const dir = spoolDir();
+    const written: string[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let calls = 0;
+    let connected = true;
+    // Records what a TCP connection would: batches applied in the order sent; a dropped
+    // connection fails the batch it was on and the one behind it.
+    const sink: LogSink = {
+      kind: "recording",
+      maxInFlight: 2,
+      write: async (batch) => {
+        calls++;
+        if (calls === 4) connected = false; // while batch 3 is still on the wire
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        if (!connected) throw new Error("connection reset");
+        written.push(...batch.map((e) => e.fields.message!));
+      },
+      close: async () => {},
+    };
+    const logger = new BulkLogger({
+      sink,
+      spoolDir: dir,
+      batchSize: 10,
+      flushIntervalMs: 60_000,
+      queueLimit: 1000,
+      maxLen: 1000,
+    });
+    for (let i = 0; i < 60; i++) logger.logSync({ stream: "s", fields: { message: String(i) } });
+    await logger.flush();
+    expect(mostInFlight).toBe(2);
+    expect(written).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+    expect(logger.statistics()).toMatchObject({ spooledEntries: 40, written: 20 });
+    connected = true;
+    await logger.close();
+    expect(written).toEqual(Array.from({ length: 60 }, (_, i) => String(i)));
+    expect(logger.statistics()).toMatchObject({ spooledEntries: 0, written: 60, dropped: 0 });
+  });
+
   it("drops the oldest queued lines past the bound, and counts them", async () => {
     const dir = spoolDir();
-    const never: LogSink = { kind: "never", write: () => new Promise(() => {}), close: async () => {} };
+    const never: LogSink = {
+      kind: "never",
+      maxInFlight: 1,
+      write: () => new Promise(() => {}),
+      close: async () => {},
+    };
     const logger = new BulkLogger({
       sink: never,
       spoolDir: dir,

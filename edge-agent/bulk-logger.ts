@@ -34,12 +34,19 @@ export interface LogEntry {
 /** One interface over both ways to reach Redis. */
 export interface LogSink {
   readonly kind: string;
+  /**
+   * How many batches may be on the wire at once. More than one only where the transport keeps
+   * them in order: one TCP connection does (Redis runs its commands in the order they arrive);
+   * separate HTTP requests do not.
+   */
+  readonly maxInFlight: number;
   write(batch: LogEntry[], maxLen: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export class UpstashLogSink implements LogSink {
   readonly kind = "upstash-rest";
+  readonly maxInFlight = 1;
   constructor(private readonly redis: UpstashRedis) {}
   async write(batch: LogEntry[], maxLen: number): Promise<void> {
     const p = this.redis.pipeline();
@@ -52,6 +59,8 @@ export class UpstashLogSink implements LogSink {
 
 export class TcpRedisLogSink implements LogSink {
   readonly kind = "redis-tcp";
+  // Two: the next batch is encoded and sent while Redis works through the one before it.
+  readonly maxInFlight = 2;
   constructor(private readonly redis: IORedis) {}
   async write(batch: LogEntry[], maxLen: number): Promise<void> {
     const p = this.redis.pipeline();
@@ -181,10 +190,28 @@ export class BulkLogger {
       if (!(await this.send(batch))) break;
       this.forgetSpooled(name, file, batch.length);
     }
-    while (this.queue.length >= (fullOnly ? this.options.batchSize : 1)) {
-      const batch = this.queue.splice(0, this.options.batchSize);
-      if (this.spoolFiles.length > 0 || !(await this.send(batch))) this.spool(batch);
+    // Up to maxInFlight batches at once, settled in the order sent. After a failure nothing
+    // new is sent: the batches still on the wire settle first (a failed one is spooled), then
+    // what is left in the queue is spooled behind them, so the spool keeps the order.
+    const threshold = fullOnly ? this.options.batchSize : 1;
+    const window: { batch: LogEntry[]; sent: Promise<boolean> }[] = [];
+    let failed = this.spoolFiles.length > 0;
+    for (;;) {
+      while (!failed && window.length < this.options.sink.maxInFlight && this.queue.length >= threshold) {
+        const batch = this.queue.splice(0, this.options.batchSize);
+        window.push({ batch, sent: this.send(batch) });
+      }
+      const head = window.shift();
+      if (!head) break;
+      // A batch on the wire behind a failed one may still go through; it stays written (only an
+      // error reply to one batch and not the next can order its lines after the next's; a
+      // dropped connection fails both).
+      if (!(await head.sent)) {
+        failed = true;
+        this.spool(head.batch);
+      }
     }
+    while (failed && this.queue.length >= threshold) this.spool(this.queue.splice(0, this.options.batchSize));
   }
 
   private async send(batch: LogEntry[]): Promise<boolean> {
