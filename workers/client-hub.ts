@@ -95,6 +95,7 @@ const MIGRATIONS: readonly StorageMigration[] = [
 export const HUB_SCHEMA_VERSION = MIGRATIONS.length;
 
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+const ALERT_DEDUPE_RETENTION_MS = 30 * 24 * 3600_000;
 const OUTBOX_BATCH = 200;
 const SSE_RETRY_MS = 2000;
 
@@ -500,6 +501,11 @@ export class ClientHub extends DurableObject<Env> implements HubApi {
           resolvedAt: a.resolvedAt,
         });
       }
+      // Dedupe memory for resolved alerts is kept 30 days; the agent forgets a forward once taken.
+      this.sql.exec(
+        "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?",
+        now - ALERT_DEDUPE_RETENTION_MS,
+      );
       this.afterWrite();
       return { accepted, duplicates };
     });
