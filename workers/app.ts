@@ -5,6 +5,7 @@ import { every, except } from "hono/combine";
 import { cors } from "hono/cors";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
+import { timing } from "hono/timing";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { FleetdeckError, internalErrorBody, isFleetdeckError } from "../src/protocol/errors.js";
 import { alertRoutes } from "./api/alerts.js";
@@ -66,7 +67,7 @@ const corsFromSettings = createMiddleware<AppEnv>(async (c, next) => {
     origin: origins.includes("*") ? "*" : origins,
     allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
     allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-    exposeHeaders: ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining"],
+    exposeHeaders: ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "Server-Timing"],
     maxAge: 600,
   })(c, next);
 });
@@ -107,6 +108,15 @@ export function createApp(): OpenAPIHono<AppEnv> {
   const signed = (c: { req: { path: string; method: string } }) =>
     c.req.path.startsWith("/api/webhooks/") ||
     (c.req.method === "POST" && /^\/api\/hooks\/[^/]+$/.test(c.req.path));
+  // Server-Timing on every API answer: where a request spent its time (auth, ratelimit, hub, total).
+  // Not on streams: their responses come from a Durable Object with headers already fixed.
+  app.use(
+    "/api/*",
+    timing({
+      totalDescription: "in the Worker",
+      enabled: (c) => !(c.req.path === "/api/stream" || c.req.path.startsWith("/api/events/")),
+    }),
+  );
   app.use("/api/*", except(signed, every(corsFromSettings, limitBody, requireJson, authenticate, rateLimit)));
   app.use("/api/hooks/:hookId", async (c, next) => (c.req.method === "POST" ? limitBody(c, next) : next()));
   app.route("/", inboundHookRoutes());

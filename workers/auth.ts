@@ -6,6 +6,7 @@
  */
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
+import { endTime, startTime, wrapTime } from "hono/timing";
 import { apiTokens } from "../src/db/schema.js";
 import { parseClientKey } from "../src/domain/client.js";
 import { sha256Hex } from "../src/domain/ids.js";
@@ -46,7 +47,12 @@ export const authenticate = createMiddleware<AppEnv>(async function authenticate
 
   const clientKey = parseClientKey(token);
   if (clientKey) {
-    const ok = await hubFor(c.env, clientKey.clientId).verifyKey(await sha256Hex(clientKey.secret));
+    const ok = await wrapTime(
+      c,
+      "auth",
+      hubFor(c.env, clientKey.clientId).verifyKey(await sha256Hex(clientKey.secret)),
+      "client key checked by its hub",
+    );
     if (!ok) throw unauthorized();
     c.set("identity", { kind: "client", clientId: clientKey.clientId });
     return next();
@@ -62,6 +68,7 @@ export const authenticate = createMiddleware<AppEnv>(async function authenticate
   const hash = await sha256Hex(token);
   const handle = openDatabase(settingsOf(c.env));
   let rows: { id: string; role: string }[];
+  startTime(c, "auth", "API token looked up in Postgres");
   try {
     rows = await handle.db
       .select({ id: apiTokens.id, role: apiTokens.role })
@@ -78,6 +85,7 @@ export const authenticate = createMiddleware<AppEnv>(async function authenticate
       },
     );
   } finally {
+    endTime(c, "auth");
     c.executionCtx.waitUntil(handle.close());
   }
   const row = rows[0];

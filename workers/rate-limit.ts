@@ -9,6 +9,7 @@
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import { createMiddleware } from "hono/factory";
+import { wrapTime } from "hono/timing";
 import { FleetdeckError } from "../src/protocol/errors.js";
 import type { AppEnv } from "./app-env.js";
 import { identityOf } from "./auth.js";
@@ -41,7 +42,12 @@ export const rateLimit = createMiddleware<AppEnv>(async function rateLimit(c, ne
   });
   let outcomes: { success: boolean; reset: number; limit: number; remaining: number }[];
   try {
-    outcomes = await Promise.all([perCaller.limit(caller), perIp.limit(ip)]);
+    outcomes = await wrapTime(
+      c,
+      "ratelimit",
+      Promise.all([perCaller.limit(caller), perIp.limit(ip)]),
+      "rate limits (Redis on a window's first request)",
+    );
     for (const o of outcomes as { pending?: Promise<unknown> }[]) {
       if (o.pending) c.executionCtx.waitUntil(o.pending.catch(() => {}));
     }

@@ -126,3 +126,21 @@ describe("alerts forwarded by agents", () => {
     expect(asOperator.status).toBe(403);
   });
 });
+
+describe("Server-Timing", () => {
+  it("says where a command's creation spent its time in the Worker", async () => {
+    const client = await createClient("timed");
+    const created = await api("POST", "/api/commands", {
+      token: ADMIN,
+      body: { clientId: client.id, action: "health-check" },
+    });
+    expect(created.status).toBe(201);
+    const timing = created.headers.get("server-timing") ?? "";
+    for (const stage of ["ratelimit", "hub", "total"])
+      expect(timing).toMatch(new RegExp(`(^|,\\s*)${stage};dur=`));
+    const asAgent = await api("GET", `/api/hosts/${client.id}`, { token: client.key });
+    expect(asAgent.headers.get("server-timing")).toMatch(
+      /(^|,\s*)auth;dur=[^,]*client key checked by its hub/,
+    );
+  });
+});

@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
+import { wrapTime } from "hono/timing";
 import { z } from "zod";
 import { commands } from "../../src/db/schema.js";
 import {
@@ -84,7 +85,12 @@ export function commandRoutes() {
       const identity = requireRole(identityOf(c), "operator");
       const input = c.req.valid("json");
       const key = c.req.valid("header")["idempotency-key"] ?? null;
-      const { replayed, command } = await createOne(c.env, input, key, `created by ${identity.tokenId}`);
+      const { replayed, command } = await wrapTime(
+        c,
+        "hub",
+        createOne(c.env, input, key, `created by ${identity.tokenId}`),
+        "stored and pushed by the client hub",
+      );
       return c.json(command, replayed ? 200 : 201);
     },
   );
