@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ulid } from "../../src/domain/ids.js";
 import { call } from "../support/http.js";
 import { startTestCloud, type TestCloud } from "../support/local-cloud.js";
 
@@ -108,6 +109,42 @@ describe("subscriptions: events out through QStash", () => {
     ).toBe(true);
     expect((await api("DELETE", `/api/subscriptions/${failing.body.id}`)).status).toBe(204);
     expect((await api("DELETE", `/api/subscriptions/${failing.body.id}`)).status).toBe(404);
+  });
+
+  it("delivers an agent's forwarded alert to an alert.* subscriber, signed, with the agent's time", async () => {
+    const api = (method: string, path: string, body?: unknown, token = cloud.adminToken) =>
+      call(cloud.workerUrl, method, path, token, body);
+    const sub = await api("POST", "/api/subscriptions", {
+      url: `${receiverUrl}/alerts`,
+      topics: ["alert.*"],
+    });
+    expect(sub.status).toBe(201);
+    const client = (await api("POST", "/api/clients", { name: "alerting" })).body;
+    const triggeredAt = Date.now() - 120_000;
+    const alertId = `al_${ulid(triggeredAt)}`;
+    const forwarded = await api(
+      "POST",
+      "/api/alerts",
+      {
+        alerts: [
+          { alertId, rule: "disk-full", state: "firing", severity: "critical", value: 97, triggeredAt },
+        ],
+      },
+      client.clientKey,
+    );
+    expect(forwarded.body).toEqual({ accepted: 1, duplicates: 0 });
+    await expect.poll(() => received.filter((r) => r.path === "/alerts").length, { timeout: 20_000 }).toBe(1);
+    const delivery = received.find((r) => r.path === "/alerts")!;
+    expect(verifies(sub.body.secret, delivery.headers, delivery.body)).toBe(true);
+    expect(JSON.parse(delivery.body)).toMatchObject({
+      type: "alert.triggered",
+      data: {
+        topic: "alert.triggered",
+        clientId: client.id,
+        at: triggeredAt,
+        data: { alertId, rule: "disk-full" },
+      },
+    });
   });
 
   it("creates a command on every tick of a schedule, until the schedule is deleted", async () => {
