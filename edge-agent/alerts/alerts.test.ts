@@ -135,7 +135,7 @@ describe("alert state and history", () => {
     const up = gauge("fleetdeck_process_up");
     const clock = { now: 3_000_000 };
     const notified: unknown[] = [];
-    const receiver = await startReceiver(async (req, body) => {
+    const receiver = await startReceiver(async (_req, body) => {
       notified.push(JSON.parse(body));
       return 200;
     });

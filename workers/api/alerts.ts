@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { alerts } from "../../src/db/schema.js";
 import {
@@ -11,6 +11,7 @@ import {
 } from "../../src/domain/alert.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import { identityOf, listingScope } from "../auth.js";
+import { afterCursor, encodeCursor } from "../cursor.js";
 import { withDatabase } from "../db.js";
 import { settingsOf } from "../env.js";
 import { hubFor, unwrap } from "../hub-client.js";
@@ -86,17 +87,7 @@ export function alertRoutes() {
     async (c) => {
       const q = c.req.valid("query");
       const clientId = listingScope(identityOf(c), q.clientId);
-      const rows = await withDatabase(
-        settingsOf(c.env),
-        (p) => c.executionCtx.waitUntil(p),
-        (db) =>
-          db
-            .select()
-            .from(alerts)
-            .where(and(eq(alerts.state, "firing"), ...filters(clientId, q)))
-            .orderBy(desc(alerts.triggeredAt), desc(alerts.id))
-            .limit(q.limit),
-      );
+      const rows = await selectAlerts(c, [eq(alerts.state, "firing"), ...filters(clientId, q)], q.limit);
       return c.json({ alerts: rows.map(toAlert) }, 200);
     },
   );
@@ -121,32 +112,15 @@ export function alertRoutes() {
       const clientId = listingScope(identityOf(c), q.clientId);
       const where = filters(clientId, q);
       if (q.state) where.push(eq(alerts.state, q.state));
-      if (q.cursor) {
-        const [at, id] = decodeCursor(q.cursor);
-        where.push(
-          or(
-            lt(alerts.triggeredAt, new Date(at)),
-            and(eq(alerts.triggeredAt, new Date(at)), lt(alerts.id, id)),
-          )!,
-        );
-      }
-      const rows = await withDatabase(
-        settingsOf(c.env),
-        (p) => c.executionCtx.waitUntil(p),
-        (db) =>
-          db
-            .select()
-            .from(alerts)
-            .where(where.length > 0 ? and(...where) : undefined)
-            .orderBy(desc(alerts.triggeredAt), desc(alerts.id))
-            .limit(q.limit + 1),
-      );
+      if (q.cursor) where.push(afterCursor(q.cursor, alerts.triggeredAt, alerts.id));
+      const rows = await selectAlerts(c, where, q.limit + 1);
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
       return c.json(
         {
           alerts: page.map(toAlert),
-          nextCursor: rows.length > q.limit && last ? btoa(`${last.triggeredAt.getTime()}:${last.id}`) : null,
+          nextCursor:
+            rows.length > q.limit && last ? encodeCursor(last.triggeredAt.getTime(), last.id) : null,
         },
         200,
       );
@@ -164,17 +138,21 @@ function filters(clientId: string | undefined, q: z.infer<typeof ListQuery>): SQ
   return out;
 }
 
-function decodeCursor(cursor: string): [number, string] {
-  const [at, id] = (() => {
-    try {
-      return atob(cursor).split(":");
-    } catch {
-      return [];
-    }
-  })();
-  if (!at || !id || !Number.isFinite(Number(at)))
-    throw new FleetdeckError("VALIDATION_FAILED", "invalid cursor", {
-      details: { issues: [{ path: ["cursor"], message: "invalid" }] },
-    });
-  return [Number(at), id];
+/** Alerts from Postgres, newest first. */
+function selectAlerts(
+  c: { env: Parameters<typeof settingsOf>[0]; executionCtx: { waitUntil(p: Promise<unknown>): void } },
+  where: SQL[],
+  limit: number,
+): Promise<Row[]> {
+  return withDatabase(
+    settingsOf(c.env),
+    (p) => c.executionCtx.waitUntil(p),
+    (db) =>
+      db
+        .select()
+        .from(alerts)
+        .where(where.length > 0 ? and(...where) : undefined)
+        .orderBy(desc(alerts.triggeredAt), desc(alerts.id))
+        .limit(limit),
+  );
 }

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, type SQL } from "drizzle-orm";
 import { wrapTime } from "hono/timing";
 import { z } from "zod";
 import { commands } from "../../src/db/schema.js";
@@ -16,6 +16,7 @@ import { ResultSchema } from "../../src/domain/result.js";
 import { FleetdeckError } from "../../src/protocol/errors.js";
 import { identityOf, listingScope, requireAgentOf, requireClientAccess, requireRole } from "../auth.js";
 import { createCommandFor } from "../create-command.js";
+import { afterCursor, encodeCursor } from "../cursor.js";
 import { withDatabase } from "../db.js";
 import type { Env } from "../env.js";
 import { settingsOf } from "../env.js";
@@ -356,15 +357,7 @@ async function listFromPostgres(
   return withDatabase(settingsOf(env), waitUntil, async (db) => {
     const filters: SQL[] = [];
     if (query.status) filters.push(eq(commands.status, query.status));
-    if (query.cursor) {
-      const [at, id] = decodeCursor(query.cursor);
-      filters.push(
-        or(
-          lt(commands.createdAt, new Date(at)),
-          and(eq(commands.createdAt, new Date(at)), lt(commands.id, id)),
-        )!,
-      );
-    }
+    if (query.cursor) filters.push(afterCursor(query.cursor, commands.createdAt, commands.id));
     const rows = await db
       .select()
       .from(commands)
@@ -393,20 +386,4 @@ async function listFromPostgres(
       nextCursor: rows.length > query.limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : null,
     };
   });
-}
-
-function encodeCursor(at: number, id: string): string {
-  return btoa(`${at}:${id}`);
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const [at, id] = atob(cursor).split(":");
-    if (!at || !id || !Number.isFinite(Number(at))) throw new Error("bad cursor");
-    return [Number(at), id];
-  } catch {
-    throw new FleetdeckError("VALIDATION_FAILED", "invalid cursor", {
-      details: { issues: [{ path: ["cursor"], message: "invalid" }] },
-    });
-  }
 }
