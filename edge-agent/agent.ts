@@ -413,7 +413,7 @@ export class Agent {
 
   private async sendHeartbeat(): Promise<void> {
     if (!this.link?.connected) return;
-    const health = await sampleHealth(this.config, this.supervisor);
+    const health = await sampleHealth(this.config, this.supervisor, this.watch?.current());
     const stats = this.logger?.statistics();
     await this.edge.heartbeat({
       agentVersion: health.agentVersion,
@@ -510,7 +510,7 @@ export class Agent {
 
   private async publishHealth(): Promise<void> {
     if (!this.mqtt?.connected) return;
-    const health = await sampleHealth(this.config, this.supervisor);
+    const health = await sampleHealth(this.config, this.supervisor, this.watch?.current());
     await this.mqtt
       .publish(TOPICS.healthReport, {
         clientId: this.clientId,

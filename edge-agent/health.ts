@@ -3,7 +3,7 @@ import { statfs } from "node:fs/promises";
 import os from "node:os";
 import type { AgentConfig } from "./config.js";
 import type { ProcessSupervisor } from "./process-supervisor.js";
-import { findProcesses } from "./process-watch.js";
+import { findProcesses, type WatchedProcess } from "./process-watch.js";
 import { AGENT_VERSION } from "./version.js";
 
 let previous: { idle: number; total: number } | null = null;
@@ -41,9 +41,14 @@ export interface HealthSample {
   at: number;
 }
 
+/**
+ * `watched`: the process watch's latest scan, when the caller has one; it is used instead of
+ * scanning /proc again (the watch already does every 2 s).
+ */
 export async function sampleHealth(
   config: AgentConfig,
   supervisor?: ProcessSupervisor,
+  watched?: WatchedProcess[],
 ): Promise<HealthSample> {
   const total = os.totalmem();
   const free = os.freemem();
@@ -54,7 +59,10 @@ export async function sampleHealth(
   } catch {
     // Not every platform answers statfs on the root; report 0 rather than fail the sample.
   }
-  const watched = await findProcesses(config.monitoredProcessNames).catch(() => []);
+  const processes =
+    watched && watched.length === config.monitoredProcessNames.length
+      ? watched
+      : await findProcesses(config.monitoredProcessNames).catch(() => []);
   const supervised = Object.keys(config.processes).map((name) => {
     const pid = supervisor?.pid(name) ?? null;
     return { name, running: pid !== null, pid };
@@ -68,7 +76,7 @@ export async function sampleHealth(
     memoryPercent: Math.round((1000 * (total - free)) / total) / 10,
     memory: { totalBytes: total, freeBytes: free },
     diskPercent: Math.round(diskPercent * 10) / 10,
-    processes: [...watched, ...supervised],
+    processes: [...processes, ...supervised],
     at: Date.now(),
   };
 }
