@@ -1,9 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import mqtt from "mqtt";
 import { afterAll, describe, expect, it } from "vitest";
+import { selfSignedCert } from "../test/support/certs.js";
 import { AwsIotConfigError, AwsIotConnector, buildAwsIotClientConfig } from "./aws-iot-connector.js";
 import type { DeviceMessage } from "./mqtt-bridge.js";
 
@@ -41,27 +41,11 @@ describe("AWS IoT connector (aws-iot-device-sdk-v2, MQTT 5)", () => {
   it("builds a mutual-TLS configuration from certificate, key and CA files", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-mtls-"));
     dirs.push(dir);
-    const cert = path.join(dir, "device.pem.crt");
-    const key = path.join(dir, "private.pem.key");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=fleetdeck-test",
-      ],
-      { stdio: "ignore" },
-    );
+    const { cert, key } = selfSignedCert(dir, {
+      commonName: "fleetdeck-test",
+      certFile: "device.pem.crt",
+      keyFile: "private.pem.key",
+    });
     const config = buildAwsIotClientConfig({
       endpoint: "example-ats.iot.eu-west-1.amazonaws.com",
       port: 8883,

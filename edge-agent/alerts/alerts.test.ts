@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -7,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { selfSignedCert } from "../../test/support/certs.js";
 import type { EdgeAnswer } from "../edge-client.js";
 import type { Family } from "../metrics/family.js";
 import { type ChannelConfig, Channels } from "./channels.js";
@@ -199,28 +199,10 @@ describe("channels end to end", () => {
   const certDir = mkdtempSync(path.join(tmpdir(), "fleetdeck-smtp-"));
 
   beforeAll(async () => {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-days",
-        "1",
-        "-keyout",
-        path.join(certDir, "key.pem"),
-        "-out",
-        path.join(certDir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
+    const tls = selfSignedCert(certDir);
     smtp = new SMTPServer({
-      key: readFileSync(path.join(certDir, "key.pem")),
-      cert: readFileSync(path.join(certDir, "cert.pem")),
+      key: readFileSync(tls.key),
+      cert: readFileSync(tls.cert),
       authOptional: false,
       onAuth(auth, _session, cb) {
         if (auth.username === "alerts" && auth.password === "s3cret") cb(null, { user: "alerts" });
