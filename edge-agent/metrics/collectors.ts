@@ -8,7 +8,16 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import os from "node:os";
-import { type Family, family, type Labels, one, RateTracker, round, type Series } from "./family.js";
+import {
+  DeviceRates,
+  type Family,
+  family,
+  type Labels,
+  one,
+  perDevice,
+  round,
+  type Series,
+} from "./family.js";
 import {
   CPU_MODES,
   countTcpStates,
@@ -220,7 +229,7 @@ const FS_LABELS = ["device", "fstype", "mountpoint"] as const;
 
 export class DiskCollector implements Collector {
   readonly name = "disk";
-  private readonly rates = new RateTracker();
+  private readonly rates = new DeviceRates();
 
   constructor(
     readonly intervalSecs: number,
@@ -232,17 +241,12 @@ export class DiskCollector implements Collector {
     const io = this.platform === "linux" ? parseDiskstats(proc("diskstats")) : await portableDiskIo();
     const at = Date.now();
     const fs = (pick: (f: FsUsage) => number) => usage.map((f) => one(pick(f), f.labels));
-    const counters = (pick: (d: DiskCounters) => number) => io.map((d) => one(pick(d), { device: d.device }));
-    const rate = (suffix: string, pick: (d: DiskCounters) => number) =>
-      io.flatMap((d) => {
-        const r = this.rates.rate(`${d.device}:${suffix}`, pick(d), at);
-        return r === null ? [] : [one(round(r, 2), { device: d.device })];
-      });
-    const readBytesRate = rate("rb", (d) => d.readBytes);
-    const writeBytesRate = rate("wb", (d) => d.writtenBytes);
-    const readIops = rate("r", (d) => d.readsCompleted);
-    const writeIops = rate("w", (d) => d.writesCompleted);
-    this.rates.keepOnly(new Set(io.flatMap((d) => ["rb", "wb", "r", "w"].map((s) => `${d.device}:${s}`))));
+    const counters = (pick: (d: DiskCounters) => number) => perDevice(io, pick);
+    const readBytesRate = this.rates.series("rb", io, (d) => d.readBytes, at);
+    const writeBytesRate = this.rates.series("wb", io, (d) => d.writtenBytes, at);
+    const readIops = this.rates.series("r", io, (d) => d.readsCompleted, at);
+    const writeIops = this.rates.series("w", io, (d) => d.writesCompleted, at);
+    this.rates.done();
     return [
       family(
         "node_filesystem_size_bytes",
@@ -377,7 +381,7 @@ async function portableDiskIo(): Promise<DiskCounters[]> {
 
 export class NetworkCollector implements Collector {
   readonly name = "network";
-  private readonly rates = new RateTracker();
+  private readonly rates = new DeviceRates();
 
   constructor(
     readonly intervalSecs: number,
@@ -404,13 +408,9 @@ export class NetworkCollector implements Collector {
         }
       }
     }
-    const counters = (pick: (n: NetCounters) => number) =>
-      ifaces.map((n) => one(pick(n), { device: n.device }));
-    const rate = (suffix: string, pick: (n: NetCounters) => number) =>
-      ifaces.flatMap((n) => {
-        const r = this.rates.rate(`${n.device}:${suffix}`, pick(n), at);
-        return r === null ? [] : [one(round(r, 2), { device: n.device })];
-      });
+    const counters = (pick: (n: NetCounters) => number) => perDevice(ifaces, pick);
+    const rate = (counter: string, pick: (n: NetCounters) => number) =>
+      this.rates.series(counter, ifaces, pick, at);
     const families = [
       family(
         "node_network_receive_bytes_total",
@@ -476,9 +476,7 @@ export class NetworkCollector implements Collector {
         Object.entries(states).map(([state, n]) => one(n, { state })),
       ),
     ];
-    this.rates.keepOnly(
-      new Set(ifaces.flatMap((n) => ["rb", "tb", "rp", "tp"].map((s) => `${n.device}:${s}`))),
-    );
+    this.rates.done();
     return families;
   }
 }

@@ -54,6 +54,39 @@ export class RateTracker {
   }
 }
 
+/** One counter's value for each device, as series labelled `device`. */
+export function perDevice<T extends { device: string }>(items: T[], pick: (item: T) => number): Series[] {
+  return items.map((d) => one(pick(d), { device: d.device }));
+}
+
+/**
+ * Per-second rates of several counters across devices that come and go (disks, interfaces):
+ * `series` for each counter of a sample, then `done()`, which forgets devices not seen in it.
+ */
+export class DeviceRates {
+  private readonly tracker = new RateTracker();
+  private seen = new Set<string>();
+
+  series<T extends { device: string }>(
+    counter: string,
+    items: T[],
+    pick: (item: T) => number,
+    atMs: number,
+  ): Series[] {
+    return items.flatMap((d) => {
+      const key = `${counter}\u0000${d.device}`;
+      this.seen.add(key);
+      const r = this.tracker.rate(key, pick(d), atMs);
+      return r === null ? [] : [one(round(r, 2), { device: d.device })];
+    });
+  }
+
+  done(): void {
+    this.tracker.keepOnly(this.seen);
+    this.seen = new Set();
+  }
+}
+
 export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;

@@ -103,7 +103,6 @@ export class SelfLimits {
         [],
         [one(round(this.cpuPercent, 3))],
       ),
-      family("agent_self_rss_bytes", "The agent's own resident memory.", "gauge", [], [one(this.rssBytes)]),
       family(
         "agent_collection_interval_factor",
         "How much the collection intervals are stretched (1 = as configured).",
