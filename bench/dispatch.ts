@@ -96,12 +96,7 @@ async function fleetdeckFanout(
       },
     }),
   );
-  let open = streams.filter((s) => s.status === 200).length;
-  for (const s of streams) {
-    void s.closed.then(() => {
-      open--;
-    });
-  }
+  const open = openCounter(streams);
   return {
     name,
     size,
@@ -116,7 +111,7 @@ async function fleetdeckFanout(
       await res.arrayBuffer();
     },
     received: () => arrivals.count,
-    open: () => open,
+    open,
     errors: () => errors,
     close: async () => {
       for (const s of streams) s.close();
@@ -136,12 +131,7 @@ async function nchanFanout(size: number): Promise<Fanout> {
       },
     }),
   );
-  let open = streams.filter((s) => s.status === 200).length;
-  for (const s of streams) {
-    void s.closed.then(() => {
-      open--;
-    });
-  }
+  const open = openCounter(streams);
   return {
     name: "nginx+nchan",
     size,
@@ -156,7 +146,7 @@ async function nchanFanout(size: number): Promise<Fanout> {
       await res.arrayBuffer();
     },
     received: () => arrivals.count,
-    open: () => open,
+    open,
     errors: () => errors,
     close: async () => {
       for (const s of streams) s.close();
@@ -322,3 +312,14 @@ async function main() {
 }
 
 runBench(main, 20);
+
+/** How many of these streams opened (200) and have not closed since. */
+function openCounter(streams: SseConnection[]): () => number {
+  let open = streams.filter((s) => s.status === 200).length;
+  for (const s of streams) {
+    void s.closed.then(() => {
+      open--;
+    });
+  }
+  return () => open;
+}
