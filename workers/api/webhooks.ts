@@ -19,24 +19,7 @@ const SIGNATURE_REJECTED = "invalid, expired or replayed signature";
 export function webhookRoutes() {
   const app = createRouter();
   app.post("/api/webhooks/qstash", async (c) => {
-    const current = c.env.QSTASH_CURRENT_SIGNING_KEY;
-    const next = c.env.QSTASH_NEXT_SIGNING_KEY;
-    if (!current || !next) {
-      throw new FleetdeckError(
-        "MISCONFIGURED",
-        "missing setting: QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY",
-      );
-    }
-    const signature = c.req.header("upstash-signature");
-    const body = await c.req.text();
-    if (!signature) throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
-    const url = publicUrl(c.env.PUBLIC_URL, c.req.url);
-    const receiver = new Receiver({ currentSigningKey: current, nextSigningKey: next });
-    try {
-      await receiver.verify({ signature, body, url });
-    } catch {
-      throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
-    }
+    const { signature, body } = await verifiedQStashRequest(c);
     const claims = decodeClaims(signature);
     let parsedBody: unknown;
     try {
@@ -65,25 +48,7 @@ export function webhookRoutes() {
   /** QStash's callbacks for subscriber deliveries: the outcome of each message, signed like any delivery. */
   for (const outcome of ["delivered", "dead"] as const) {
     app.post(`/api/webhooks/qstash/${outcome}`, async (c) => {
-      const current = c.env.QSTASH_CURRENT_SIGNING_KEY;
-      const next = c.env.QSTASH_NEXT_SIGNING_KEY;
-      if (!current || !next)
-        throw new FleetdeckError(
-          "MISCONFIGURED",
-          "missing setting: QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY",
-        );
-      const signature = c.req.header("upstash-signature");
-      const body = await c.req.text();
-      if (!signature) throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
-      try {
-        await new Receiver({ currentSigningKey: current, nextSigningKey: next }).verify({
-          signature,
-          body,
-          url: publicUrl(c.env.PUBLIC_URL, c.req.url),
-        });
-      } catch {
-        throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
-      }
+      const { body } = await verifiedQStashRequest(c);
       const parsed = CallbackSchema.safeParse(JSON.parse(body));
       if (!parsed.success) throw new FleetdeckError("VALIDATION_FAILED", "not a QStash callback body");
       const known = await feedOf(c.env).recordOutcome(
@@ -96,6 +61,37 @@ export function webhookRoutes() {
     });
   }
   return app;
+}
+
+/**
+ * The request's body and `Upstash-Signature`, once the signature is checked with the current and
+ * the next signing key for this URL and this exact body; 401 otherwise.
+ */
+async function verifiedQStashRequest(c: {
+  env: { QSTASH_CURRENT_SIGNING_KEY?: string; QSTASH_NEXT_SIGNING_KEY?: string; PUBLIC_URL?: string };
+  req: { header(name: string): string | undefined; text(): Promise<string>; url: string };
+}): Promise<{ signature: string; body: string }> {
+  const current = c.env.QSTASH_CURRENT_SIGNING_KEY;
+  const next = c.env.QSTASH_NEXT_SIGNING_KEY;
+  if (!current || !next) {
+    throw new FleetdeckError(
+      "MISCONFIGURED",
+      "missing setting: QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY",
+    );
+  }
+  const signature = c.req.header("upstash-signature");
+  const body = await c.req.text();
+  if (!signature) throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
+  try {
+    await new Receiver({ currentSigningKey: current, nextSigningKey: next }).verify({
+      signature,
+      body,
+      url: publicUrl(c.env.PUBLIC_URL, c.req.url),
+    });
+  } catch {
+    throw new FleetdeckError("UNAUTHORIZED", SIGNATURE_REJECTED);
+  }
+  return { signature, body };
 }
 
 const CallbackSchema = z.object({
