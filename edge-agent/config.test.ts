@@ -33,7 +33,7 @@ describe("agent settings", () => {
     expect(c.collectors.processes.topN).toBe(5);
     expect(c.selfLimits).toEqual({ cpuPercent: 2, rssMb: 128, checkIntervalSecs: 10 });
     expect(c.alertRules).toEqual([]);
-    expect(() => load({ collectors: { cpu: { every: 5 } } })).toThrow(/collectors\.cpu/);
+    expect(() => load({ collectors: { cpu: { every: 5 } } })).toThrow(/collectors\.cpu\.every: /);
   });
 
   it("checks alert rules, then checks them against the channels and each other", () => {

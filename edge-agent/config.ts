@@ -5,161 +5,156 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import * as v from "valibot";
 import YAML from "yaml";
-import { z } from "zod";
 import { redactUrl } from "../src/protocol/redact.js";
 import { ChannelSchema } from "./alerts/channels.js";
 import { AlertRuleSchema } from "./alerts/rules.js";
+import { int, num, pathTo, problemsOf, stringMap, text, url } from "./validate.js";
 
-const ProcessSpecSchema = z
-  .strictObject({
+const ProcessSpecSchema = v.pipe(
+  v.strictObject({
     /** Restart through systemd: `systemctl restart <unit>`. */
-    systemdUnit: z.string().min(1).optional(),
+    systemdUnit: v.optional(text()),
     /** Or a command the agent itself starts and supervises (argv, no shell). */
-    command: z.array(z.string().min(1)).min(1).optional(),
-    cwd: z.string().optional(),
-    env: z.record(z.string(), z.string()).optional(),
+    command: v.optional(v.pipe(v.array(text()), v.minLength(1, "expected at least one argument"))),
+    cwd: v.optional(v.string()),
+    env: v.optional(stringMap()),
     /** Restart the supervised command when it dies, with backoff. */
-    restartOnExit: z.boolean().default(false),
-  })
-  .refine((p) => Boolean(p.systemdUnit) !== Boolean(p.command), {
-    message: "give exactly one of systemdUnit or command",
-  });
+    restartOnExit: v.optional(v.boolean(), false),
+  }),
+  v.check((p) => Boolean(p.systemdUnit) !== Boolean(p.command), "give exactly one of systemdUnit or command"),
+);
 
-const ScriptSchema = z.strictObject({
-  argv: z.array(z.string().min(1)).min(1),
+const ScriptSchema = v.strictObject({
+  argv: v.pipe(v.array(text()), v.minLength(1, "expected at least one argument")),
   /** Run through /bin/sh -c (argv joined); off unless the entry says so. */
-  shell: z.boolean().default(false),
+  shell: v.optional(v.boolean(), false),
   /** Whether a command's payload may append arguments. */
-  allowArgs: z.boolean().default(false),
-  cwd: z.string().optional(),
-  timeoutSec: z.number().int().min(1).max(86_400).optional(),
+  allowArgs: v.optional(v.boolean(), false),
+  cwd: v.optional(v.string()),
+  timeoutSec: v.optional(int(1, 86_400)),
 });
 
-const AwsIotSchema = z.strictObject({
-  endpoint: z.string().min(1),
-  port: z.number().int().default(8883),
-  clientId: z.string().min(1),
-  certPath: z.string().optional(),
-  keyPath: z.string().optional(),
-  caPath: z.string().optional(),
+const AwsIotSchema = v.strictObject({
+  endpoint: text(),
+  port: v.optional(int(1, 65_535), 8883),
+  clientId: text(),
+  certPath: v.optional(v.string()),
+  keyPath: v.optional(v.string()),
+  caPath: v.optional(v.string()),
   /** Plain TCP with no TLS: only for tests against a local broker. */
-  insecure: z.boolean().default(false),
-  topics: z.array(z.string()).default(["devices/+/telemetry", "devices/+/status", "devices/+/log"]),
+  insecure: v.optional(v.boolean(), false),
+  topics: v.optional(v.array(v.string()), ["devices/+/telemetry", "devices/+/status", "devices/+/log"]),
 });
 
+// A default given to v.optional is itself validated, so `{}` fills in every nested default.
 const CollectorSchema = (intervalSecs: number) =>
-  z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      intervalSecs: z.number().min(0.5).max(3600).default(intervalSecs),
-    })
-    .default({ enabled: true, intervalSecs });
+  v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), true),
+      intervalSecs: v.optional(num(0.5, 3600), intervalSecs),
+    }),
+    {},
+  );
 
-const CollectorsSchema = z
-  .strictObject({
+const CollectorsSchema = v.optional(
+  v.strictObject({
     cpu: CollectorSchema(5),
     memory: CollectorSchema(5),
     disk: CollectorSchema(15),
     network: CollectorSchema(5),
-    processes: z
-      .strictObject({
-        enabled: z.boolean().default(true),
-        intervalSecs: z.number().min(0.5).max(3600).default(15),
+    processes: v.optional(
+      v.strictObject({
+        enabled: v.optional(v.boolean(), true),
+        intervalSecs: v.optional(num(0.5, 3600), 15),
         /** Top N by CPU and top N by memory: at most 2N series per process metric. */
-        topN: z.number().int().min(1).max(50).default(5),
-      })
-      .default({ enabled: true, intervalSecs: 15, topN: 5 }),
+        topN: v.optional(int(1, 50), 5),
+      }),
+      {},
+    ),
     /** Consecutive failures before a collector is reported unhealthy. */
-    failureThreshold: z.number().int().min(1).max(100).default(3),
+    failureThreshold: v.optional(int(1, 100), 3),
     /** "linux" reads /proc; "portable" asks systeminformation (default: linux on Linux). */
-    platform: z.enum(["linux", "portable"]).optional(),
-  })
-  .default({
-    cpu: { enabled: true, intervalSecs: 5 },
-    memory: { enabled: true, intervalSecs: 5 },
-    disk: { enabled: true, intervalSecs: 15 },
-    network: { enabled: true, intervalSecs: 5 },
-    processes: { enabled: true, intervalSecs: 15, topN: 5 },
-    failureThreshold: 3,
-  });
+    platform: v.optional(v.picklist(["linux", "portable"])),
+  }),
+  {},
+);
 
-const SelfLimitsSchema = z
-  .strictObject({
+const SelfLimitsSchema = v.optional(
+  v.strictObject({
     /** Percent of one core the agent may use on average before it collects less often. */
-    cpuPercent: z.number().min(0.1).max(400).default(2),
-    rssMb: z.number().min(16).max(16_384).default(128),
-    checkIntervalSecs: z.number().min(1).max(3600).default(10),
-  })
-  .default({ cpuPercent: 2, rssMb: 128, checkIntervalSecs: 10 });
+    cpuPercent: v.optional(num(0.1, 400), 2),
+    rssMb: v.optional(num(16, 16_384), 128),
+    checkIntervalSecs: v.optional(num(1, 3600), 10),
+  }),
+  {},
+);
 
-export const AgentConfigSchema = z
-  .strictObject({
-    serverUrl: z.string().url(),
-    clientKey: z.string().regex(/^sk_cl_[0-9A-Z]{26}_[A-Za-z0-9_-]{32,}$/, "expected sk_<clientId>_<secret>"),
-    dataDir: z.string().min(1),
-    redisUrl: z.string().url().optional(),
-    upstashRedisRestUrl: z.string().url().optional(),
-    upstashRedisRestToken: z.string().min(1).optional(),
-    mqttUrl: z.string().url().optional(),
-    mqttClientId: z.string().min(1).optional(),
-    logBatchSize: z.number().int().min(1).max(10_000).default(100),
-    logFlushIntervalSecs: z.number().min(0.05).max(3600).default(5),
-    logQueueLimit: z.number().int().min(100).default(100_000),
-    logStreamMaxLen: z.number().int().min(100).default(100_000),
-    healthCheckIntervalSecs: z.number().min(1).max(3600).default(30),
-    heartbeatIntervalSecs: z.number().min(0.2).max(300).default(5),
-    monitoredProcessNames: z.array(z.string().min(1)).default([]),
+export const AgentConfigSchema = v.pipe(
+  v.strictObject({
+    serverUrl: url(),
+    clientKey: v.pipe(
+      v.string(),
+      v.regex(/^sk_cl_[0-9A-Z]{26}_[A-Za-z0-9_-]{32,}$/, "expected sk_<clientId>_<secret>"),
+    ),
+    dataDir: text(),
+    redisUrl: v.optional(url()),
+    upstashRedisRestUrl: v.optional(url()),
+    upstashRedisRestToken: v.optional(text()),
+    mqttUrl: v.optional(url()),
+    mqttClientId: v.optional(text()),
+    logBatchSize: v.optional(int(1, 10_000), 100),
+    logFlushIntervalSecs: v.optional(num(0.05, 3600), 5),
+    logQueueLimit: v.optional(int(100), 100_000),
+    logStreamMaxLen: v.optional(int(100), 100_000),
+    healthCheckIntervalSecs: v.optional(num(1, 3600), 30),
+    heartbeatIntervalSecs: v.optional(num(0.2, 300), 5),
+    monitoredProcessNames: v.optional(v.array(text()), []),
     /** /metrics and /healthz; 0 turns the endpoint off (collectors and alert rules still run). */
-    metricsPort: z.number().int().min(0).max(65_535).default(9100),
-    metricsHost: z.string().min(1).default("0.0.0.0"),
+    metricsPort: v.optional(int(0, 65_535), 9100),
+    metricsHost: v.optional(text(), "0.0.0.0"),
     collectors: CollectorsSchema,
     selfLimits: SelfLimitsSchema,
-    alertRules: z.array(AlertRuleSchema).default([]),
-    alertChannels: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), ChannelSchema).default({}),
-    alertEvaluationIntervalSecs: z.number().min(0.2).max(3600).default(5),
+    alertRules: v.optional(v.array(AlertRuleSchema), []),
+    alertChannels: v.optional(
+      v.record(
+        v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits and _.- only")),
+        ChannelSchema,
+      ),
+      {},
+    ),
+    alertEvaluationIntervalSecs: v.optional(num(0.2, 3600), 5),
     /** How long running commands get to finish on SIGTERM before they are failed as interrupted. */
-    shutdownGraceSecs: z.number().min(0).max(600).default(10),
-    maxOutputBytes: z
-      .number()
-      .int()
-      .min(1024)
-      .max(10 * 1024 * 1024)
-      .default(256 * 1024),
-    screenshotMaxBytes: z
-      .number()
-      .int()
-      .min(64)
-      .max(1_500_000)
-      .default(700 * 1024),
-    processes: z.record(z.string(), ProcessSpecSchema).default({}),
-    scripts: z.record(z.string(), ScriptSchema).default({}),
-    logFiles: z.record(z.string(), z.string()).default({}),
-    printer: z.string().optional(),
-    display: z.string().optional(),
-    awsIot: AwsIotSchema.optional(),
-  })
-  .superRefine((config, ctx) => {
+    shutdownGraceSecs: v.optional(num(0, 600), 10),
+    maxOutputBytes: v.optional(int(1024, 10 * 1024 * 1024), 256 * 1024),
+    screenshotMaxBytes: v.optional(int(64, 1_500_000), 700 * 1024),
+    processes: v.optional(v.record(v.string(), ProcessSpecSchema), {}),
+    scripts: v.optional(v.record(v.string(), ScriptSchema), {}),
+    logFiles: v.optional(stringMap(), {}),
+    printer: v.optional(v.string()),
+    display: v.optional(v.string()),
+    awsIot: v.optional(AwsIotSchema),
+  }),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const config = dataset.value;
     const names = new Set<string>();
     config.alertRules.forEach((rule, i) => {
       if (names.has(rule.name))
-        ctx.addIssue({
-          code: "custom",
-          path: ["alertRules", i, "name"],
-          message: `a second rule named "${rule.name}"`,
-        });
+        addIssue({ message: `a second rule named "${rule.name}"`, path: pathTo("alertRules", i, "name") });
       names.add(rule.name);
       for (const channel of rule.channels ?? []) {
         if (!(channel in config.alertChannels))
-          ctx.addIssue({
-            code: "custom",
-            path: ["alertRules", i, "channels"],
+          addIssue({
             message: `no channel named "${channel}" in alertChannels`,
+            path: pathTo("alertRules", i, "channels"),
           });
       }
     });
-  });
-export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+  }),
+);
+export type AgentConfig = v.InferOutput<typeof AgentConfigSchema>;
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -230,17 +225,16 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
       merged[key] = raw;
     }
   }
-  const parsed = AgentConfigSchema.safeParse(merged);
+  const parsed = v.safeParse(AgentConfigSchema, merged);
   if (!parsed.success) {
-    const envName = (key: string) => Object.entries(ENV).find(([, v]) => v.key === key)?.[0];
-    const problems = parsed.error.issues.map((i) => {
-      const key = i.path.join(".");
-      const hint = envName(String(i.path[0])) ? ` (or ${envName(String(i.path[0]))})` : "";
-      return `${key}${hint}: ${i.message}`;
+    const envName = (key: string) => Object.entries(ENV).find(([, e]) => e.key === key)?.[0];
+    const problems = problemsOf(parsed.issues).map(({ path, message }) => {
+      const hint = envName(String(path[0])) ? ` (or ${envName(String(path[0]))})` : "";
+      return `${path.join(".")}${hint}: ${message}`;
     });
     throw new ConfigError(`invalid settings:\n  ${problems.join("\n  ")}`);
   }
-  return parsed.data;
+  return parsed.output;
 }
 
 /** The effective settings with every secret masked, for --print-config. */

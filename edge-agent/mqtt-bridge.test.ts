@@ -11,6 +11,7 @@ import { createPrivateMosquitto, type PrivateMosquitto } from "../test/support/p
 import { Agent } from "./agent.js";
 import { AgentConfigSchema } from "./config.js";
 import { MemoryJournal } from "./journal.js";
+import { parseOrThrow } from "./validate.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 let broker: PrivateMosquitto;
@@ -25,7 +26,7 @@ beforeAll(async () => {
   await broker.start();
   redis = new IORedis(REDIS_URL);
   dataDir = mkdtempSync(path.join(tmpdir(), "fleetdeck-bridge-"));
-  const config = AgentConfigSchema.parse({
+  const config = parseOrThrow(AgentConfigSchema, {
     // No edge here: the MQTT side works on its own while the link keeps retrying.
     serverUrl: "http://127.0.0.1:9",
     metricsPort: 0,
@@ -150,7 +151,7 @@ describe("MQTT bridge on an MQTT 3.1.1-only broker (aedes)", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-bridge-"));
     const legacyClient = `cl_${Array.from(randomBytes(26), (b) => "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[b % 32]).join("")}`;
     const legacy = new Agent(
-      AgentConfigSchema.parse({
+      parseOrThrow(AgentConfigSchema, {
         serverUrl: "http://127.0.0.1:9",
         metricsPort: 0,
         clientKey: `sk_${legacyClient}_${"k".repeat(43)}`,

@@ -12,8 +12,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
-import { z } from "zod";
+import * as v from "valibot";
 import { CommandError, type DeviceRequester } from "./executors/types.js";
+import { int, problemsOf, text, ValidationError } from "./validate.js";
 
 export const TOPICS = {
   command: "manager/command",
@@ -25,13 +26,13 @@ export const TOPICS = {
   deviceCommand: (deviceId: string) => `devices/${deviceId}/command`,
 } as const;
 
-export const MqttCommandSchema = z.strictObject({
-  id: z.string().min(1).max(128),
-  action: z.string().min(1).max(64),
-  payload: z.record(z.string(), z.unknown()).default({}),
-  timeoutSec: z.number().int().min(1).max(86_400).default(60),
+export const MqttCommandSchema = v.strictObject({
+  id: text(128),
+  action: text(64),
+  payload: v.optional(v.record(v.string(), v.unknown()), {}),
+  timeoutSec: v.optional(int(1, 86_400), 60),
 });
-export type MqttCommand = z.infer<typeof MqttCommandSchema>;
+export type MqttCommand = v.InferOutput<typeof MqttCommandSchema>;
 
 export interface DeviceMessage {
   deviceId: string;
@@ -187,19 +188,15 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
       return;
     }
     if (topic === TOPICS.command) {
-      let parsed: z.ZodSafeParseResult<MqttCommand>;
+      let parsed: v.SafeParseResult<typeof MqttCommandSchema>;
       try {
-        parsed = MqttCommandSchema.safeParse(JSON.parse(payload.toString()));
+        parsed = v.safeParse(MqttCommandSchema, JSON.parse(payload.toString()));
       } catch {
         this.emit("badCommand", "payload is not JSON");
         return;
       }
-      if (parsed.success) this.emit("command", parsed.data);
-      else
-        this.emit(
-          "badCommand",
-          parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-        );
+      if (parsed.success) this.emit("command", parsed.output);
+      else this.emit("badCommand", new ValidationError(problemsOf(parsed.issues)).message);
       return;
     }
     if (topic === TOPICS.health) {

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { AgentConfigSchema } from "./config.js";
 import { ProcessSupervisor } from "./process-supervisor.js";
 import { ProcessWatch, type WatchedProcess } from "./process-watch.js";
+import { parseOrThrow } from "./validate.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-watch-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,7 +40,7 @@ describe("process watch (MONITORED_PROCESS_NAME)", () => {
 describe("process supervisor", () => {
   it("restarts a supervised process that dies, with backoff, and reports each state", async () => {
     const { file } = uniqueProgram();
-    const config = AgentConfigSchema.parse({
+    const config = parseOrThrow(AgentConfigSchema, {
       serverUrl: "http://127.0.0.1:9",
       clientKey: `sk_cl_${"0".repeat(26)}_${"k".repeat(43)}`,
       dataDir: dir,

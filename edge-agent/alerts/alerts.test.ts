@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selfSignedCert } from "../../test/support/certs.js";
 import type { EdgeAnswer } from "../edge-client.js";
 import type { Family } from "../metrics/family.js";
+import { parseOrThrow } from "../validate.js";
 import { type ChannelConfig, Channels } from "./channels.js";
 import { AlertManager } from "./manager.js";
 import { AlertRuleSchema } from "./rules.js";
@@ -46,7 +47,7 @@ function manager(options: {
 }) {
   const store = new AlertStore(options.file);
   const m = new AlertManager({
-    rules: options.rules.map((r) => AlertRuleSchema.parse(r)),
+    rules: options.rules.map((r) => parseOrThrow(AlertRuleSchema, r)),
     channels: new Channels(options.channels ?? {}),
     store,
     families: options.families,
@@ -338,7 +339,7 @@ describe("channels end to end", () => {
     const store = new AlertStore(path.join(dir, "dead.db"));
     const logs: string[] = [];
     const m = new AlertManager({
-      rules: [AlertRuleSchema.parse({ name: "x", expr: "x", op: ">", threshold: 0 })],
+      rules: [parseOrThrow(AlertRuleSchema, { name: "x", expr: "x", op: ">", threshold: 0 })],
       channels: new Channels({
         hook: { type: "webhook", url: "http://127.0.0.1:9/nothing-here", headers: {} },
       }),

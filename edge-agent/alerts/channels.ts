@@ -6,46 +6,47 @@
  */
 import { createHmac } from "node:crypto";
 import type { Transporter } from "nodemailer";
-import { z } from "zod";
+import * as v from "valibot";
 import { request } from "../http.js";
+import { int, stringMap, text, url } from "../validate.js";
 
-const EmailChannelSchema = z.strictObject({
-  type: z.literal("email"),
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65_535).default(587),
+const EmailChannelSchema = v.strictObject({
+  type: v.literal("email"),
+  host: text(),
+  port: v.optional(int(1, 65_535), 587),
   /** Implicit TLS from the first byte (port 465). Otherwise STARTTLS when the server offers it. */
-  secure: z.boolean().default(false),
+  secure: v.optional(v.boolean(), false),
   /** Refuse to send unless the connection is upgraded to TLS (STARTTLS). */
-  requireTls: z.boolean().default(true),
+  requireTls: v.optional(v.boolean(), true),
   /** Accept a certificate that does not verify (self-signed test servers only). */
-  tlsInsecure: z.boolean().default(false),
-  user: z.string().optional(),
-  pass: z.string().optional(),
-  from: z.string().min(3),
-  to: z.array(z.string().min(3)).min(1),
+  tlsInsecure: v.optional(v.boolean(), false),
+  user: v.optional(v.string()),
+  pass: v.optional(v.string()),
+  from: text(Number.POSITIVE_INFINITY, 3),
+  to: v.pipe(v.array(text(Number.POSITIVE_INFINITY, 3)), v.minLength(1, "expected at least one address")),
 });
 
-const SlackChannelSchema = z.strictObject({
-  type: z.literal("slack"),
-  webhookUrl: z.string().url(),
+const SlackChannelSchema = v.strictObject({
+  type: v.literal("slack"),
+  webhookUrl: url(),
   /** Severities whose firing alerts start with @channel. */
-  mentionChannelOn: z.array(z.enum(["info", "warning", "critical"])).default(["critical"]),
+  mentionChannelOn: v.optional(v.array(v.picklist(["info", "warning", "critical"])), ["critical"]),
 });
 
-const WebhookChannelSchema = z.strictObject({
-  type: z.literal("webhook"),
-  url: z.string().url(),
-  headers: z.record(z.string(), z.string()).default({}),
+const WebhookChannelSchema = v.strictObject({
+  type: v.literal("webhook"),
+  url: url(),
+  headers: v.optional(stringMap(), {}),
   /** Signs each body: X-Fleetdeck-Signature: sha256=hex(HMAC(secret, `${timestamp}.${body}`)). */
-  secret: z.string().min(16).optional(),
+  secret: v.optional(text(Number.POSITIVE_INFINITY, 16)),
 });
 
-export const ChannelSchema = z.discriminatedUnion("type", [
+export const ChannelSchema = v.variant("type", [
   EmailChannelSchema,
   SlackChannelSchema,
   WebhookChannelSchema,
 ]);
-export type ChannelConfig = z.infer<typeof ChannelSchema>;
+export type ChannelConfig = v.InferOutput<typeof ChannelSchema>;
 
 /** What every channel is given: one alert that fired or resolved. */
 export interface AlertNotification {
@@ -114,7 +115,7 @@ export class Channels {
 
   private async email(
     name: string,
-    config: z.infer<typeof EmailChannelSchema>,
+    config: v.InferOutput<typeof EmailChannelSchema>,
     n: AlertNotification,
   ): Promise<void> {
     let mailer = this.mailers.get(name);
@@ -162,7 +163,7 @@ export class Channels {
   }
 }
 
-export function slackMessage(config: z.infer<typeof SlackChannelSchema>, n: AlertNotification): string {
+export function slackMessage(config: v.InferOutput<typeof SlackChannelSchema>, n: AlertNotification): string {
   const { title, line } = describe(n);
   const mention = n.state === "firing" && config.mentionChannelOn.includes(n.severity) ? "<!channel> " : "";
   const emoji =

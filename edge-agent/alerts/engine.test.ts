@@ -1,5 +1,7 @@
 import fc from "fast-check";
+import * as v from "valibot";
 import { describe, expect, it } from "vitest";
+import { parseOrThrow, ValidationError } from "../validate.js";
 import {
   type Effect,
   FLAP_CHANGES,
@@ -184,12 +186,21 @@ describe("rule expressions", () => {
     const base = { name: "r", op: ">", threshold: 1 };
     expect(() => parseExpression("max(foo")).toThrow(/unbalanced|cannot read/);
     expect(() => parseExpression('foo{bar~"x"}')).toThrow(/label matcher/);
-    expect(AlertRuleSchema.safeParse({ ...base, expr: "x / 0" }).error?.issues[0]?.message).toMatch(
-      /division by zero/,
+    expect(() => parseOrThrow(AlertRuleSchema, { ...base, expr: "x / 0" })).toThrow(
+      /^expr: .*division by zero/,
     );
-    expect(AlertRuleSchema.safeParse({ ...base, expr: "x", metric: "y" }).success).toBe(false);
-    expect(AlertRuleSchema.safeParse({ ...base, expr: "x", for: "5 minutes" }).success).toBe(false);
-    const ok = AlertRuleSchema.parse({
+    expect(() => parseOrThrow(AlertRuleSchema, { ...base, expr: "x", metric: "y" })).toThrow(
+      /exactly one of expr or metric/,
+    );
+    expect(() => parseOrThrow(AlertRuleSchema, { ...base, expr: "x", for: "5 minutes" })).toThrow(
+      /^for: "5 minutes" is not a duration/,
+    );
+    expect(() => parseOrThrow(AlertRuleSchema, { ...base, expr: "x", nme: "typo" })).toThrow(ValidationError);
+    expect(v.safeParse(AlertRuleSchema, { ...base, expr: "x", threshold: "1" }).success).toBe(false);
+    // Defaults are durations in seconds like YAML values: cooldown 5 minutes, as the README says.
+    const defaults = parseOrThrow(AlertRuleSchema, { ...base, expr: "x" });
+    expect([defaults.for, defaults.keepFiringFor, defaults.cooldown]).toEqual([0, 0, 300_000]);
+    const ok = parseOrThrow(AlertRuleSchema, {
       ...base,
       metric: "m",
       matchLabels: { a: "b" },

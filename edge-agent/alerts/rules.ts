@@ -6,22 +6,28 @@
  * Without an aggregation every matching series is its own alert (one per label set, as in
  * Prometheus); with one, the rule has a single alert over all of them.
  */
-import { z } from "zod";
+
+import * as v from "valibot";
 import type { Family, Labels } from "../metrics/family.js";
+import { num, pathTo, stringMap, text } from "../validate.js";
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** "90s", "5m", "1h", or a number of seconds. */
-export const DurationSchema = z.union([z.number().min(0), z.string()]).transform((v, ctx) => {
-  if (typeof v === "number") return Math.round(v * 1000);
-  const m = DURATION.exec(v.trim());
-  if (!m) {
-    ctx.addIssue({ code: "custom", message: `"${v}" is not a duration (like 30s, 5m, 1h)` });
-    return z.NEVER;
-  }
-  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? "s"]!);
-});
+export const DurationSchema = v.pipe(
+  v.union([num(0), v.string()], "expected a duration (like 30s, 5m, 1h) or a number of seconds"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const d = dataset.value;
+    if (typeof d === "number") return Math.round(d * 1000);
+    const m = DURATION.exec(d.trim());
+    if (!m) {
+      addIssue({ message: `"${d}" is not a duration (like 30s, 5m, 1h)` });
+      return NEVER;
+    }
+    return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? "s"]!);
+  }),
+);
 
 export const OPERATORS = [">", "<", ">=", "<=", "==", "!="] as const;
 export type Operator = (typeof OPERATORS)[number];
@@ -142,49 +148,54 @@ export function evaluate(
   return [{ labels: {}, value: apply(v) }];
 }
 
-export const AlertRuleSchema = z
-  .strictObject({
-    name: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "letters, digits and _.:- only"),
+export const AlertRuleSchema = v.pipe(
+  v.strictObject({
+    name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:-]{1,128}$/, "letters, digits and _.:- only")),
     /** An expression (see above), or `metric` with `matchLabels`. */
-    expr: z.string().min(1).optional(),
-    metric: z.string().min(1).optional(),
-    matchLabels: z.record(z.string(), z.string()).optional(),
-    op: z.enum(OPERATORS),
-    threshold: z.number(),
-    for: DurationSchema.default(0),
-    keepFiringFor: DurationSchema.default(0),
+    expr: v.optional(text()),
+    metric: v.optional(text()),
+    matchLabels: v.optional(stringMap()),
+    op: v.picklist(OPERATORS),
+    threshold: num(),
+    // Defaults are durations in seconds, passed through DurationSchema like a value from YAML.
+    for: v.optional(DurationSchema, 0),
+    keepFiringFor: v.optional(DurationSchema, 0),
     /** Least time between two notifications that an alert fired. */
-    cooldown: DurationSchema.default(300),
-    severity: z.enum(SEVERITIES).default("warning"),
-    labels: z.record(z.string(), z.string()).default({}),
-    summary: z.string().max(1024).optional(),
+    cooldown: v.optional(DurationSchema, 300),
+    severity: v.optional(v.picklist(SEVERITIES), "warning"),
+    labels: v.optional(stringMap(), {}),
+    summary: v.optional(text(1024, 0)),
     /** Channel names to notify; all configured channels when left out. */
-    channels: z.array(z.string().min(1)).optional(),
+    channels: v.optional(v.array(text())),
     /**
      * What this rule watches, as commands name it (process:<name>, device:<id>, script:<name>):
      * while a command acts on it, the rule's alerts are held until the command's result.
      */
-    target: z
-      .string()
-      .regex(/^(process|device|script):.+$/, "expected process:<name>, device:<id> or script:<name>")
-      .optional(),
-  })
-  .refine((r) => Boolean(r.expr) !== Boolean(r.metric), { message: "give exactly one of expr or metric" })
-  .transform((r, ctx) => {
-    const text =
+    target: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^(process|device|script):.+$/, "expected process:<name>, device:<id> or script:<name>"),
+      ),
+    ),
+  }),
+  v.check((r) => Boolean(r.expr) !== Boolean(r.metric), "give exactly one of expr or metric"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const r = dataset.value;
+    const source =
       r.expr ??
       `${r.metric}{${Object.entries(r.matchLabels ?? {})
-        .map(([k, v]) => `${k}="${v.replace(/"/g, '\\"')}"`)
+        .map(([k, val]) => `${k}="${val.replace(/"/g, '\\"')}"`)
         .join(",")}}`;
     try {
-      return { ...r, expression: parseExpression(text) };
+      return { ...r, expression: parseExpression(source) };
     } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message, path: ["expr"] });
-      return z.NEVER;
+      addIssue({ message: (error as Error).message, path: pathTo("expr") });
+      return NEVER;
     }
-  });
+  }),
+);
 
-export type AlertRule = z.output<typeof AlertRuleSchema>;
+export type AlertRule = v.InferOutput<typeof AlertRuleSchema>;
 
 /** The targets a command acts on, for holding the alerts it will predictably trip. */
 export function commandTargets(action: string, payload: Record<string, unknown>): string[] {

@@ -1,13 +1,14 @@
 import { open, stat } from "node:fs/promises";
-import { z } from "zod";
+import * as v from "valibot";
+import { int, text } from "../validate.js";
 import { CommandError, defineExecutor } from "./types.js";
 
 /** The tail of a log file named in the config (never an arbitrary path). */
 export const collectLogs = defineExecutor({
   action: "collect-logs",
-  payload: z.strictObject({
-    file: z.string().min(1).max(128),
-    lines: z.number().int().min(1).max(100_000).default(200),
+  payload: v.strictObject({
+    file: text(128),
+    lines: v.optional(int(1, 100_000), 200),
   }),
   async run(payload, ctx) {
     const file = ctx.config.logFiles[payload.file];

@@ -1,13 +1,14 @@
-import { z } from "zod";
+import * as v from "valibot";
+import { int } from "../validate.js";
 import { CommandError, defineExecutor } from "./types.js";
 
 /** Send a command to a bridged MQTT device and wait for its reply (matched by correlation id). */
 export const deviceCommand = defineExecutor({
   action: "device-command",
-  payload: z.strictObject({
-    deviceId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
-    command: z.record(z.string(), z.unknown()),
-    timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+  payload: v.strictObject({
+    deviceId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,128}$/, "letters, digits and _.- only")),
+    command: v.record(v.string(), v.unknown()),
+    timeoutMs: v.optional(int(100, 300_000), 10_000),
   }),
   async run(payload, ctx) {
     if (!ctx.devices)

@@ -1,13 +1,14 @@
-import { z } from "zod";
+import * as v from "valibot";
 import { runProcess } from "../run-process.js";
+import { text } from "../validate.js";
 import { CommandError, defineExecutor } from "./types.js";
 
 /** Run a named script from the config's allow-list; nothing else can be run this way. */
 export const exec = defineExecutor({
   action: "exec",
-  payload: z.strictObject({
-    script: z.string().min(1).max(128),
-    args: z.array(z.string().max(4096)).max(64).optional(),
+  payload: v.strictObject({
+    script: text(128),
+    args: v.optional(v.pipe(v.array(text(4096, 0)), v.maxLength(64, "expected at most 64 arguments"))),
   }),
   async run(payload, ctx) {
     const script = ctx.config.scripts[payload.script];

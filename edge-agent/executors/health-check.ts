@@ -1,11 +1,11 @@
-import { z } from "zod";
+import * as v from "valibot";
 import { sampleHealth } from "../health.js";
 import { defineExecutor } from "./types.js";
 
 /** A health sample taken now. */
 export const healthCheck = defineExecutor({
   action: "health-check",
-  payload: z.strictObject({}),
+  payload: v.strictObject({}),
   async run(_payload, ctx) {
     return sampleHealth(ctx.config, ctx.supervisor);
   },

@@ -1,17 +1,24 @@
 import { existsSync } from "node:fs";
-import { z } from "zod";
+import * as v from "valibot";
 import { runProcess } from "../run-process.js";
+import { int, text } from "../validate.js";
 import { CommandError, defineExecutor } from "./types.js";
 
 /** Print a file with CUPS's `lp` (Linux and macOS); the result carries the job id. */
 export const print = defineExecutor({
   action: "print",
-  payload: z.strictObject({
-    file: z.string().min(1).max(4096),
-    copies: z.number().int().min(1).max(100).default(1),
-    printer: z.string().min(1).max(128).optional(),
+  payload: v.strictObject({
+    file: text(4096),
+    copies: v.optional(int(1, 100), 1),
+    printer: v.optional(text(128)),
     /** lp -o options, e.g. {"sides": "two-sided-long-edge", "media": "A4"}. */
-    options: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), z.string().max(256)).default({}),
+    options: v.optional(
+      v.record(
+        v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")),
+        text(256, 0),
+      ),
+      {},
+    ),
   }),
   async run(payload, ctx) {
     if (process.platform === "win32")

@@ -2,7 +2,10 @@
  * Every action the agent can run, by name. Running a command never throws: an unknown action,
  * a bad payload, a failure, a timeout or a cancellation all end in a result with a typed error.
  */
+
+import * as v from "valibot";
 import type { JournalResult } from "../journal.js";
+import { problemsOf } from "../validate.js";
 import { collectLogs } from "./collect-logs.js";
 import { deviceCommand } from "./device-command.js";
 import { exec } from "./exec.js";
@@ -34,11 +37,9 @@ export async function runCommand(
   const executor = EXECUTORS.get(action);
   if (!executor)
     return fail("UNKNOWN_ACTION", `this agent has no action ${action}`, { known: [...EXECUTORS.keys()] });
-  const parsed = executor.payload.safeParse(payload ?? {});
+  const parsed = v.safeParse(executor.payload, payload ?? {});
   if (!parsed.success) {
-    return fail("INVALID_PAYLOAD", "payload failed validation", {
-      issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message })),
-    });
+    return fail("INVALID_PAYLOAD", "payload failed validation", { issues: problemsOf(parsed.issues) });
   }
   // One deadline for the whole command, whatever the executor does.
   const deadline = new AbortController();
@@ -49,7 +50,7 @@ export async function runCommand(
   const signal = AbortSignal.any([ctx.signal, deadline.signal]);
   try {
     const data = await Promise.race([
-      executor.run(parsed.data, { ...ctx, signal }),
+      executor.run(parsed.output, { ...ctx, signal }),
       new Promise<never>((_, reject) => {
         const onAbort = () =>
           reject(

@@ -1,17 +1,15 @@
-import { z } from "zod";
+import * as v from "valibot";
 import { runProcess } from "../run-process.js";
+import { int } from "../validate.js";
 import { CommandError, defineExecutor } from "./types.js";
 
 /** Capture the X11 screen with ImageMagick's `import`; PNG, base64, under a size cap. */
 export const screenshot = defineExecutor({
   action: "screenshot",
-  payload: z.strictObject({
-    display: z
-      .string()
-      .regex(/^:\d+(\.\d+)?$/)
-      .optional(),
+  payload: v.strictObject({
+    display: v.optional(v.pipe(v.string(), v.regex(/^:\d+(\.\d+)?$/, "expected an X display like :0"))),
     /** Scale down, e.g. 50 for half size, to stay under the cap. */
-    scalePercent: z.number().int().min(5).max(100).default(100),
+    scalePercent: v.optional(int(5, 100), 100),
   }),
   async run(payload, ctx) {
     const display = payload.display ?? ctx.config.display ?? process.env.DISPLAY;

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as v from "valibot";
 import type { AgentConfig } from "../config.js";
 import type { ProcessSupervisor } from "../process-supervisor.js";
 
@@ -32,12 +32,12 @@ export interface ExecutorContext {
   progress(update: { percent?: number; message?: string }): void;
 }
 
-export interface Executor<P extends z.ZodType = z.ZodType> {
+export interface Executor<P extends v.GenericSchema = v.GenericSchema> {
   action: string;
   payload: P;
-  run(payload: z.infer<P>, ctx: ExecutorContext): Promise<unknown>;
+  run(payload: v.InferOutput<P>, ctx: ExecutorContext): Promise<unknown>;
 }
 
-export function defineExecutor<P extends z.ZodType>(executor: Executor<P>): Executor<P> {
+export function defineExecutor<P extends v.GenericSchema>(executor: Executor<P>): Executor<P> {
   return executor;
 }
