@@ -4,12 +4,12 @@
  * with a timeout, and one long-lived SSE response). Connections to the same host are kept alive.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import https from "node:https";
-import { http } from "./node-http.js";
+import { http, https } from "./node-http.js";
 
-const agents = {
+// node:https (TLS) is loaded on the first https:// request: about 4 MB resident in an agent that
+// only talks plain HTTP (a loopback edge, or a TLS-terminating proxy beside it).
+const agents: { http: import("node:http").Agent; https?: import("node:https").Agent } = {
   http: new http.Agent({ keepAlive: true, maxSockets: 8 }),
-  https: new https.Agent({ keepAlive: true, maxSockets: 8 }),
 };
 
 export interface HttpAnswer {
@@ -34,7 +34,9 @@ export function open(
   const target = new URL(url);
   const secure = target.protocol === "https:";
   return new Promise((resolve, reject) => {
-    const req = (secure ? https : http).request(
+    if (secure) agents.https ??= new (https().Agent)({ keepAlive: true, maxSockets: 8 });
+    const agent = secure ? agents.https : agents.http;
+    const req = (secure ? https() : http).request(
       target,
       {
         method: options.method ?? "GET",
@@ -44,7 +46,7 @@ export function open(
             ? {}
             : { "content-length": String(Buffer.byteLength(options.body)) }),
         },
-        agent: secure ? agents.https : agents.http,
+        agent,
         ...(options.signal ? { signal: options.signal } : {}),
       },
       resolve,

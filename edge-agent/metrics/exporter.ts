@@ -6,11 +6,18 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import client from "prom-client";
 import { http } from "../node-http.js";
 import { type Family, family, one } from "./family.js";
+import * as client from "./prom.js";
 
 const LOOP_RESOLUTION_MS = 100;
+
+interface LoopWindow {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
 
 export class MetricsRegistry {
   readonly registry = new client.Registry();
@@ -18,9 +25,14 @@ export class MetricsRegistry {
   readonly collectorDelay: client.Histogram<"collector">;
   readonly scrapeDuration: client.Histogram;
 
-  /** Event-loop delay, sampled every 100 ms (a finer timer costs the agent more CPU than all its collectors), over a window restarted every 10 s at most. */
+  /**
+   * Event-loop delay, sampled every 100 ms (a finer timer costs the agent more CPU than all its
+   * collectors), in windows of 10 s. A scrape reads the current window together with the last
+   * complete one, so one that comes just after a new window starts still sees the last 10 s.
+   */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private loopWindowStart = performance.now();
+  private previousLoopWindow: LoopWindow = { count: 0, p50: 0, p99: 0, max: 0 };
 
   constructor(private readonly source: () => Family[]) {
     // prom-client's default metrics are left out on purpose: a 10 ms event-loop timer and ~40
@@ -45,8 +57,7 @@ export class MetricsRegistry {
   private processFamilies(): Family[] {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
-    // The histogram holds each timer interval, resolution included: the delay is the excess.
-    const ns = (v: number) => (Number.isFinite(v) ? Math.max(0, v - LOOP_RESOLUTION_MS * 1e6) / 1e9 : 0);
+    const loop = this.loopWindow();
     const out = [
       family(
         "process_cpu_seconds_total",
@@ -69,28 +80,55 @@ export class MetricsRegistry {
         "Event-loop delay p50 over the last 10 to 20 s.",
         "gauge",
         [],
-        [one(ns(this.loopDelay.percentile(50)))],
+        [one(loop.p50)],
       ),
       family(
         "nodejs_eventloop_delay_p99_seconds",
         "Event-loop delay p99 over the last 10 to 20 s.",
         "gauge",
         [],
-        [one(ns(this.loopDelay.percentile(99)))],
+        [one(loop.p99)],
       ),
       family(
         "nodejs_eventloop_delay_max_seconds",
         "Event-loop delay max over the last 10 to 20 s.",
         "gauge",
         [],
-        [one(ns(this.loopDelay.max))],
+        [one(loop.max)],
       ),
     ];
+    return out;
+  }
+
+  /**
+   * The current and the last complete window, in seconds of delay. p99 and max are those of the
+   * worse window (an upper bound for the two together); p50 is that of the window with more samples.
+   */
+  private loopWindow(): LoopWindow {
+    // The histogram holds each timer interval, resolution included: the delay is the excess.
+    const excess = (v: number) => (Number.isFinite(v) ? Math.max(0, v - LOOP_RESOLUTION_MS * 1e6) / 1e9 : 0);
+    const h = this.loopDelay;
+    const current: LoopWindow =
+      h.count === 0
+        ? { count: 0, p50: 0, p99: 0, max: 0 }
+        : {
+            count: h.count,
+            p50: excess(h.percentile(50)),
+            p99: excess(h.percentile(99)),
+            max: excess(h.max),
+          };
+    const previous = this.previousLoopWindow;
     if (performance.now() - this.loopWindowStart >= 10_000) {
-      this.loopDelay.reset();
+      this.previousLoopWindow = current;
+      h.reset();
       this.loopWindowStart = performance.now();
     }
-    return out;
+    return {
+      count: current.count + previous.count,
+      p50: (current.count >= previous.count ? current : previous).p50,
+      p99: Math.max(current.p99, previous.p99),
+      max: Math.max(current.max, previous.max),
+    };
   }
 
   /** Copies the latest families into prom-client; series that disappeared are dropped. */
