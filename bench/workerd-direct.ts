@@ -15,7 +15,10 @@ export interface DirectWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorkerdDirect(vars: Record<string, string>): Promise<DirectWorker> {
+export async function startWorkerdDirect(
+  vars: Record<string, string>,
+  extra: { inspectorPort?: number } = {},
+): Promise<DirectWorker> {
   const outdir = mkdtempSync(path.join(os.tmpdir(), "fleetdeck-bundle-"));
   execFileSync(
     path.join(REPO_ROOT, "node_modules/.bin/wrangler"),
@@ -50,6 +53,8 @@ export async function startWorkerdDirect(vars: Record<string, string>): Promise<
     ],
     host: "127.0.0.1",
     port: 0,
+    // workerd's V8 inspector (Chrome DevTools Protocol), for bench/dispatch-profile.
+    ...(extra.inspectorPort ? { inspectorPort: extra.inspectorPort } : {}),
   } as Parameters<typeof convertV4MiniflareOptions>[0]);
   const mf = new Miniflare(options);
   const url = (await mf.ready).toString().replace(/\/$/, "");
