@@ -3,7 +3,10 @@
  * Upstash REST bridge and through TCP Redis, at batch 100 and 500, against one awaited write
  * per line on the same path; redis-benchmark LPUSH at -P 1 and -P 16 as the reference ratio.
  *
- *   npm run bench:bulk-logger [-- --lines 20000 --single 2000]
+ * Each figure is the median of `--runs` runs (3), after one unrecorded run of each mode that
+ * lets V8 compile the hot paths first (a 20,000-line run lasts a fraction of a second).
+ *
+ *   npm run bench:bulk-logger [-- --lines 20000 --single 2000 --runs 3]
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,6 +22,7 @@ import { benchArgs, machine, requireTool, runBench, table } from "./lib.js";
 const args = benchArgs();
 const LINES = Number(args.get("lines") ?? 20_000);
 const SINGLE = Number(args.get("single") ?? 2000);
+const RUNS = Number(args.get("runs") ?? 3);
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const run = Math.random().toString(36).slice(2, 8);
 
@@ -71,9 +75,18 @@ function redisBenchmark(pipeline: number): number {
   return Number(m[1]);
 }
 
+/** One unrecorded run, then the median of RUNS. */
+async function medianOf(measure: () => Promise<number>): Promise<number> {
+  await measure();
+  const rates: number[] = [];
+  for (let i = 0; i < RUNS; i++) rates.push(await measure());
+  return rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)]!;
+}
+
 async function main() {
   console.log(`bench/bulk-logger on ${machine()}`);
-  console.log(`${LINES} lines per batched run, ${SINGLE} lines one awaited write at a time\n`);
+  console.log(`${LINES} lines per batched run, ${SINGLE} lines one awaited write at a time`);
+  console.log(`median of ${RUNS} runs each, after one unrecorded warm-up run of each mode\n`);
   const bridge = await startUpstashBridge({ port: 0, token: "bench", redisUrl: REDIS_URL });
   const tcpClients: IORedis[] = [];
   const paths: [string, () => LogSink][] = [
@@ -94,9 +107,10 @@ async function main() {
   const cleanup = new IORedis(REDIS_URL);
   try {
     for (const [name, makeSink] of paths) {
-      const single = await onePerLine(makeSink(), `fd:bench:${run}:${name}:single`);
-      const b100 = await batched(makeSink, 100, `fd:bench:${run}:${name}:b100`);
-      const b500 = await batched(makeSink, 500, `fd:bench:${run}:${name}:b500`);
+      const stream = (mode: string) => `fd:bench:${run}:${name}:${mode}`;
+      const single = await medianOf(() => onePerLine(makeSink(), stream("single")));
+      const b100 = await medianOf(() => batched(makeSink, 100, stream("b100")));
+      const b500 = await medianOf(() => batched(makeSink, 500, stream("b500")));
       rows.push([name, "one awaited write per line", single, 1]);
       rows.push([name, "BulkLogger, batch 100", b100, b100 / single]);
       rows.push([name, "BulkLogger, batch 500", b500, b500 / single]);
