@@ -1,7 +1,8 @@
 /**
  * BulkLogger: log lines (the agent's own and its devices') batched into per-client Redis
  * streams. A bounded queue; a flush at `batchSize` entries or every `flushIntervalMs`,
- * whichever comes first; one pipelined request per batch, each XADD trimmed with `MAXLEN ~`.
+ * whichever comes first; one request per batch (a pipeline over REST, a script call over TCP),
+ * each XADD trimmed with `MAXLEN ~`.
  *
  * Guarantees (RELIABILITY.md, invariant 6): a line accepted by `log()`/`logSync()` reaches
  * Redis or waits in the on-disk spool, in order. When Redis is down, batches are written to
