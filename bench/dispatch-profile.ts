@@ -17,10 +17,9 @@
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { freePort, startLocalCloud } from "../dev/local-cloud.js";
-import { localSettings } from "../dev/settings.js";
 import { createTestDatabase } from "../test/support/postgres.js";
 import { connectSse } from "../test/support/sse-client.js";
-import { benchArgs, runBench, summarise } from "./lib.js";
+import { BENCH_WORKER_VARS, benchArgs, benchCloudSettings, runBench, summarise } from "./lib.js";
 import { startWorkerdDirect } from "./workerd-direct.js";
 
 interface CpuProfile {
@@ -82,23 +81,8 @@ runBench(async () => {
   const samples = Number(args.get("samples") ?? 500);
   const out = args.get("out") ?? "/tmp/workerd.cpuprofile";
   const database = await createTestDatabase("fleetdeck_profile");
-  const settings = {
-    ...localSettings({
-      DATABASE_URL: database.url,
-      MQTT_URL: process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883",
-      FLEETDECK_DATA_DIR: `/tmp/fleetdeck-profile-${process.pid}`,
-    }),
-    workerPort: 0,
-    neonProxyPort: 0,
-    redisRestPort: 0,
-    qstashPort: 0,
-  };
-  const vars = {
-    RATE_LIMIT_PER_MINUTE: "100000000",
-    RATE_LIMIT_IP_PER_MINUTE: "100000000",
-    LOG_LEVEL: "warn",
-    OUTBOX_FLUSH_MS: "5000",
-  };
+  const settings = benchCloudSettings(database.url, "profile");
+  const vars = BENCH_WORKER_VARS;
   const cloud = await startLocalCloud({ settings, vars });
   const inspectorPort = await freePort();
   const direct = await startWorkerdDirect({ ...cloud.workerVars, ...vars }, { inspectorPort });

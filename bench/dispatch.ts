@@ -9,11 +9,19 @@
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 import { freePort, startLocalCloud } from "../dev/local-cloud.js";
-import { localSettings } from "../dev/settings.js";
 import type { ParsedSseEvent } from "../src/protocol/sse.js";
 import { createTestDatabase } from "../test/support/postgres.js";
 import { connectSse, type SseConnection } from "../test/support/sse-client.js";
-import { benchArgs, machine, runBench, startNchan, summarise, table } from "./lib.js";
+import {
+  BENCH_WORKER_VARS,
+  benchArgs,
+  benchCloudSettings,
+  machine,
+  runBench,
+  startNchan,
+  summarise,
+  table,
+} from "./lib.js";
 import { startWorkerdDirect } from "./workerd-direct.js";
 
 const args = benchArgs();
@@ -234,25 +242,8 @@ async function main() {
     `samples ${SAMPLES} per system, sustained ${SECONDS}s with ${CONCURRENCY} concurrent senders\n`,
   );
   const database = await createTestDatabase("fleetdeck_bench");
-  const settings = {
-    ...localSettings({
-      DATABASE_URL: database.url,
-      MQTT_URL,
-      FLEETDECK_DATA_DIR: `/tmp/fleetdeck-bench-${process.pid}`,
-    }),
-    workerPort: 0,
-    neonProxyPort: 0,
-    redisRestPort: 0,
-    qstashPort: 0,
-  };
-  // Outbox drains every 5-10 s per hub: at N = 1,000 a drain per hub per second would need
-  // more connections than this machine's Postgres allows (max_connections = 100).
-  const benchVars = {
-    RATE_LIMIT_PER_MINUTE: "100000000",
-    RATE_LIMIT_IP_PER_MINUTE: "100000000",
-    LOG_LEVEL: "warn",
-    OUTBOX_FLUSH_MS: process.env.OUTBOX_FLUSH_MS ?? "5000",
-  };
+  const settings = benchCloudSettings(database.url, "bench");
+  const benchVars = BENCH_WORKER_VARS;
   let drainFailures = 0;
   const cloud = await startLocalCloud({
     settings,

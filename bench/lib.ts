@@ -3,6 +3,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { localSettings } from "../dev/settings.js";
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -144,3 +145,30 @@ export function runBench(main: () => Promise<void>, limitMinutes = 20): void {
     process.exit(1);
   });
 }
+
+/** The local cloud for a benchmark: its own database and data directory, every port chosen free. */
+export function benchCloudSettings(databaseUrl: string, name: string) {
+  return {
+    ...localSettings({
+      DATABASE_URL: databaseUrl,
+      MQTT_URL: process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883",
+      FLEETDECK_DATA_DIR: `/tmp/fleetdeck-${name}-${process.pid}`,
+    }),
+    workerPort: 0,
+    neonProxyPort: 0,
+    redisRestPort: 0,
+    qstashPort: 0,
+  };
+}
+
+/**
+ * Worker variables for benchmarks: rate limits out of the way, quiet logs, and outbox drains
+ * every 5-10 s per hub (at N = 1,000 a drain per hub per second would need more connections
+ * than this machine's Postgres allows, max_connections = 100).
+ */
+export const BENCH_WORKER_VARS = {
+  RATE_LIMIT_PER_MINUTE: "100000000",
+  RATE_LIMIT_IP_PER_MINUTE: "100000000",
+  LOG_LEVEL: "warn",
+  OUTBOX_FLUSH_MS: process.env.OUTBOX_FLUSH_MS ?? "5000",
+};

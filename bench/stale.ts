@@ -7,40 +7,30 @@
  */
 import { performance } from "node:perf_hooks";
 import { startLocalCloud } from "../dev/local-cloud.js";
-import { localSettings } from "../dev/settings.js";
 import { createTestDatabase } from "../test/support/postgres.js";
 import { connectSse } from "../test/support/sse-client.js";
-import { benchArgs, machine, runBench, summarise, table } from "./lib.js";
+import {
+  BENCH_WORKER_VARS,
+  benchArgs,
+  benchCloudSettings,
+  machine,
+  runBench,
+  summarise,
+  table,
+} from "./lib.js";
 import { startWorkerdDirect } from "./workerd-direct.js";
 
 const args = benchArgs();
 const HOSTS = Number(args.get("hosts") ?? 200);
 const THRESHOLD_SEC = Number(args.get("threshold") ?? 5);
 const INTERVAL_MS = Number(args.get("interval") ?? 1) * 1000;
-const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
 
 async function main() {
   console.log(`bench/stale on ${machine()}`);
   console.log(`${HOSTS} hosts heartbeating every ${INTERVAL_MS / 1000}s, threshold ${THRESHOLD_SEC}s\n`);
   const database = await createTestDatabase("fleetdeck_bench_stale");
-  const settings = {
-    ...localSettings({
-      DATABASE_URL: database.url,
-      MQTT_URL,
-      FLEETDECK_DATA_DIR: `/tmp/fleetdeck-bench-stale-${process.pid}`,
-    }),
-    workerPort: 0,
-    neonProxyPort: 0,
-    redisRestPort: 0,
-    qstashPort: 0,
-  };
-  const vars = {
-    RATE_LIMIT_PER_MINUTE: "100000000",
-    RATE_LIMIT_IP_PER_MINUTE: "100000000",
-    STALE_HOST_THRESHOLD_SECONDS: String(THRESHOLD_SEC),
-    OUTBOX_FLUSH_MS: "5000",
-    LOG_LEVEL: "warn",
-  };
+  const settings = benchCloudSettings(database.url, "bench-stale");
+  const vars = { ...BENCH_WORKER_VARS, STALE_HOST_THRESHOLD_SECONDS: String(THRESHOLD_SEC) };
   const cloud = await startLocalCloud({ settings, vars, onWorkerOutput: () => {} });
   const direct = await startWorkerdDirect({ ...cloud.workerVars, ...vars });
   const admin = cloud.adminToken;
