@@ -67,11 +67,9 @@ local maxlen = ARGV[1]
 local i = 2
 local n = 0
 while i <= #ARGV do
-  local fields = tonumber(ARGV[i + 1])
-  local args = { 'XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*' }
-  for j = 1, fields * 2 do args[6 + j] = ARGV[i + 1 + j] end
-  redis.call(unpack(args))
-  i = i + 2 + fields * 2
+  local last = i + 1 + tonumber(ARGV[i + 1]) * 2
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 2, last))
+  i = last + 1
   n = n + 1
 end
 return n`;
