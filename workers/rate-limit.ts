@@ -20,26 +20,45 @@ import { openRedis } from "./redis.js";
 // Shared by requests in one isolate: blocked callers are refused without a Redis round trip.
 const ephemeralCache = new Map<string, number>();
 
+type Limiters = { perCaller: Ratelimit; perIp: Ratelimit };
+// One pair of limiters (and one Redis client) per isolate and settings, not per request.
+let limiters: { key: string; value: Limiters } | undefined;
+
+function limitersFor(settings: ReturnType<typeof settingsOf>): Limiters {
+  const key = [
+    settings.UPSTASH_REDIS_REST_URL,
+    settings.UPSTASH_REDIS_REST_TOKEN,
+    settings.RATE_LIMIT_PER_MINUTE,
+    settings.RATE_LIMIT_IP_PER_MINUTE,
+  ].join("\n");
+  if (limiters?.key === key) return limiters.value;
+  const redis = openRedis(settings);
+  const value = {
+    perCaller: new Ratelimit({
+      redis,
+      limiter: Ratelimit.cachedFixedWindow(settings.RATE_LIMIT_PER_MINUTE, "60 s"),
+      prefix: "fd:rl:caller",
+      ephemeralCache,
+      analytics: false,
+    }),
+    perIp: new Ratelimit({
+      redis,
+      limiter: Ratelimit.cachedFixedWindow(settings.RATE_LIMIT_IP_PER_MINUTE, "60 s"),
+      prefix: "fd:rl:ip",
+      ephemeralCache,
+      analytics: false,
+    }),
+  };
+  limiters = { key, value };
+  return value;
+}
+
 export const rateLimit = createMiddleware<AppEnv>(async function rateLimit(c, next) {
   const settings = settingsOf(c.env);
   const identity = identityOf(c);
   const caller = identity.kind === "client" ? `client:${identity.clientId}` : `token:${identity.tokenId}`;
   const ip = c.req.header("cf-connecting-ip") ?? "local";
-  const redis = openRedis(settings);
-  const perCaller = new Ratelimit({
-    redis,
-    limiter: Ratelimit.cachedFixedWindow(settings.RATE_LIMIT_PER_MINUTE, "60 s"),
-    prefix: "fd:rl:caller",
-    ephemeralCache,
-    analytics: false,
-  });
-  const perIp = new Ratelimit({
-    redis,
-    limiter: Ratelimit.cachedFixedWindow(settings.RATE_LIMIT_IP_PER_MINUTE, "60 s"),
-    prefix: "fd:rl:ip",
-    ephemeralCache,
-    analytics: false,
-  });
+  const { perCaller, perIp } = limitersFor(settings);
   let outcomes: { success: boolean; reset: number; limit: number; remaining: number }[];
   try {
     outcomes = await wrapTime(
