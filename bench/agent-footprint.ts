@@ -82,158 +82,174 @@ async function startIdleEdge(): Promise<{ url: string; close(): void }> {
   };
 }
 
-runBench(async () => {
-  const args = benchArgs();
-  const seconds = Number(args.get("seconds") ?? 120);
-  const burstSecs = Number(args.get("burst") ?? 20);
-  const nodeExporter = requireTool("prometheus-node-exporter", "prometheus-node-exporter");
-  const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-footprint-"));
-  const children: ChildProcess[] = [];
-  const edge = await startIdleEdge();
-  try {
-    console.log("building the agent (npm run build:agent) ...");
-    const main = await buildAgent(path.join(dir, "agent"));
-    const agentPort = await freePort();
-    const exporterPort = await freePort();
-    const configFile = path.join(dir, "agent.yaml");
-    writeFileSync(
-      configFile,
-      YAML.stringify({
-        serverUrl: edge.url,
-        clientKey: `sk_${CLIENT_ID}_${"k".repeat(43)}`,
-        dataDir: path.join(dir, "data"),
-        metricsPort: agentPort,
-        metricsHost: "127.0.0.1",
-        alertRules: [
-          {
-            name: "cpu-busy",
-            expr: 'fleetdeck_cpu_usage_percent{mode="busy"}',
-            op: ">",
-            threshold: 90,
-            for: "2m",
-          },
-          { name: "disk-full", expr: "fleetdeck_filesystem_used_percent", op: ">", threshold: 90, for: "5m" },
-        ],
-      }),
-    );
-    const agent = spawn(
-      process.execPath,
-      ["--disable-warning=ExperimentalWarning", "--max-semi-space-size=1", main, "--config", configFile],
-      { stdio: ["ignore", "ignore", "inherit"] },
-    );
-    const exporter = spawn(nodeExporter, [`--web.listen-address=127.0.0.1:${exporterPort}`], {
-      stdio: "ignore",
+const args = benchArgs();
+const seconds = Number(args.get("seconds") ?? 120);
+const burstSecs = Number(args.get("burst") ?? 20);
+
+runBench(
+  async () => {
+    const nodeExporter = requireTool("prometheus-node-exporter", "prometheus-node-exporter");
+    const dir = mkdtempSync(path.join(tmpdir(), "fleetdeck-footprint-"));
+    const children: ChildProcess[] = [];
+    // Also when runBench gives up and exits: no agent or exporter is left running.
+    process.on("exit", () => {
+      for (const c of children) c.kill();
     });
-    const empty = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore" });
-    children.push(agent, exporter, empty);
-    await waitForPort(agentPort, 20_000);
-    await waitForPort(exporterPort, 20_000);
-    const agentUrl = `http://127.0.0.1:${agentPort}/metrics`;
-    const exporterUrl = `http://127.0.0.1:${exporterPort}/metrics`;
-    console.log(`warming up 20 s, then measuring ${seconds} s with a scrape of each every 15 s ...`);
-    await pause(20_000);
+    const edge = await startIdleEdge();
+    try {
+      console.log("building the agent (npm run build:agent) ...");
+      const main = await buildAgent(path.join(dir, "agent"));
+      const agentPort = await freePort();
+      const exporterPort = await freePort();
+      const configFile = path.join(dir, "agent.yaml");
+      writeFileSync(
+        configFile,
+        YAML.stringify({
+          serverUrl: edge.url,
+          clientKey: `sk_${CLIENT_ID}_${"k".repeat(43)}`,
+          dataDir: path.join(dir, "data"),
+          metricsPort: agentPort,
+          metricsHost: "127.0.0.1",
+          alertRules: [
+            {
+              name: "cpu-busy",
+              expr: 'fleetdeck_cpu_usage_percent{mode="busy"}',
+              op: ">",
+              threshold: 90,
+              for: "2m",
+            },
+            {
+              name: "disk-full",
+              expr: "fleetdeck_filesystem_used_percent",
+              op: ">",
+              threshold: 90,
+              for: "5m",
+            },
+          ],
+        }),
+      );
+      const agent = spawn(
+        process.execPath,
+        ["--disable-warning=ExperimentalWarning", "--max-semi-space-size=1", main, "--config", configFile],
+        { stdio: ["ignore", "ignore", "inherit"] },
+      );
+      const exporter = spawn(nodeExporter, [`--web.listen-address=127.0.0.1:${exporterPort}`], {
+        stdio: "ignore",
+      });
+      const empty = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore" });
+      children.push(agent, exporter, empty);
+      await waitForPort(agentPort, 20_000);
+      await waitForPort(exporterPort, 20_000);
+      const agentUrl = `http://127.0.0.1:${agentPort}/metrics`;
+      const exporterUrl = `http://127.0.0.1:${exporterPort}/metrics`;
+      console.log(`warming up 20 s, then measuring ${seconds} s with a scrape of each every 15 s ...`);
+      await pause(20_000);
 
-    const procs = { agent: agent.pid!, node_exporter: exporter.pid!, "empty node 22": empty.pid! };
-    const cpuStart = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)]));
-    const rss: Record<string, number[]> = Object.fromEntries(Object.keys(procs).map((k) => [k, []]));
-    const windowStart = performance.now();
-    let nextScrape = 0;
-    let idleScrapes = 0;
-    while (performance.now() - windowStart < seconds * 1000) {
-      const elapsed = (performance.now() - windowStart) / 1000;
-      if (elapsed >= nextScrape) {
-        await scrape(agentUrl);
-        await scrape(exporterUrl);
-        idleScrapes++;
-        nextScrape += 15;
+      const procs = { agent: agent.pid!, node_exporter: exporter.pid!, "empty node 22": empty.pid! };
+      const cpuStart = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)]));
+      const rss: Record<string, number[]> = Object.fromEntries(Object.keys(procs).map((k) => [k, []]));
+      const windowStart = performance.now();
+      let nextScrape = 0;
+      let idleScrapes = 0;
+      while (performance.now() - windowStart < seconds * 1000) {
+        const elapsed = (performance.now() - windowStart) / 1000;
+        if (elapsed >= nextScrape) {
+          await scrape(agentUrl);
+          await scrape(exporterUrl);
+          idleScrapes++;
+          nextScrape += 15;
+        }
+        for (const [k, pid] of Object.entries(procs)) rss[k]!.push(rssMb(pid));
+        await pause(5000);
       }
-      for (const [k, pid] of Object.entries(procs)) rss[k]!.push(rssMb(pid));
-      await pause(5000);
-    }
-    const windowSecs = (performance.now() - windowStart) / 1000;
-    const cpu = Object.fromEntries(
-      Object.entries(procs).map(([k, pid]) => [k, (100 * (cpuSeconds(pid) - cpuStart[k]!)) / windowSecs]),
-    );
-    const idle = await scrape(agentUrl);
-    // Summed over collectors: every sample, and those that started within 1 s of their due time.
-    const sum = (re: RegExp) => [...idle.text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
-    const samples = sum(/^agent_collector_delay_seconds_count\{collector="[^"]+"\} (\d+)$/gm);
-    const late = samples - sum(/^agent_collector_delay_seconds_bucket\{le="1",collector="[^"]+"\} (\d+)$/gm);
-    const factor = metric(idle.text, "agent_collection_interval_factor");
+      const windowSecs = (performance.now() - windowStart) / 1000;
+      const cpu = Object.fromEntries(
+        Object.entries(procs).map(([k, pid]) => [k, (100 * (cpuSeconds(pid) - cpuStart[k]!)) / windowSecs]),
+      );
+      const idle = await scrape(agentUrl);
+      // Summed over collectors: every sample, and those that started within 1 s of their due time.
+      const sum = (re: RegExp) => [...idle.text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+      const samples = sum(/^agent_collector_delay_seconds_count\{collector="[^"]+"\} (\d+)$/gm);
+      const late =
+        samples - sum(/^agent_collector_delay_seconds_bucket\{le="1",collector="[^"]+"\} (\d+)$/gm);
+      const factor = metric(idle.text, "agent_collection_interval_factor");
 
-    console.log(`render burst: back-to-back scrapes of each, alternating, for ${burstSecs} s ...`);
-    const burst: Record<string, number[]> = { agent: [], node_exporter: [] };
-    const burstEnd = performance.now() + burstSecs * 1000;
-    while (performance.now() < burstEnd) {
-      burst.agent!.push((await scrape(agentUrl)).ms);
-      burst.node_exporter!.push((await scrape(exporterUrl)).ms);
-    }
-    const after = await scrape(agentUrl);
-    const loopP99Ms = 1000 * metric(after.text, "nodejs_eventloop_delay_p99_seconds");
-    const loopMaxMs = 1000 * metric(after.text, "nodejs_eventloop_delay_max_seconds");
-    const seriesCount = (text: string) => text.split("\n").filter((l) => l && !l.startsWith("#")).length;
+      console.log(`render burst: back-to-back scrapes of each, alternating, for ${burstSecs} s ...`);
+      const burst: Record<string, number[]> = { agent: [], node_exporter: [] };
+      const burstEnd = performance.now() + burstSecs * 1000;
+      while (performance.now() < burstEnd) {
+        burst.agent!.push((await scrape(agentUrl)).ms);
+        burst.node_exporter!.push((await scrape(exporterUrl)).ms);
+      }
+      const after = await scrape(agentUrl);
+      const loopP99Ms = 1000 * metric(after.text, "nodejs_eventloop_delay_p99_seconds");
+      const loopMaxMs = 1000 * metric(after.text, "nodejs_eventloop_delay_max_seconds");
+      const seriesCount = (text: string) => text.split("\n").filter((l) => l && !l.startsWith("#")).length;
 
-    const a = summarise(burst.agent!);
-    const n = summarise(burst.node_exporter!);
-    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-    console.log(`\n${machine()}\nwindow ${windowSecs.toFixed(0)} s, ${idleScrapes} idle scrapes each\n`);
-    console.log(
-      table(
-        [
-          "process",
-          "cpu % of a core",
-          "rss MB mean",
-          "rss MB max",
-          "series",
-          "render p50 ms",
-          "render p99 ms",
-        ],
-        [
+      const a = summarise(burst.agent!);
+      const n = summarise(burst.node_exporter!);
+      const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+      console.log(`\n${machine()}\nwindow ${windowSecs.toFixed(0)} s, ${idleScrapes} idle scrapes each\n`);
+      console.log(
+        table(
           [
-            "agent",
-            cpu.agent!,
-            mean(rss.agent!),
-            Math.max(...rss.agent!),
-            seriesCount(after.text),
-            a.p50,
-            a.p99,
+            "process",
+            "cpu % of a core",
+            "rss MB mean",
+            "rss MB max",
+            "series",
+            "render p50 ms",
+            "render p99 ms",
           ],
           [
-            "node_exporter",
-            cpu.node_exporter!,
-            mean(rss.node_exporter!),
-            Math.max(...rss.node_exporter!),
-            seriesCount((await scrape(exporterUrl)).text),
-            n.p50,
-            n.p99,
+            [
+              "agent",
+              cpu.agent!,
+              mean(rss.agent!),
+              Math.max(...rss.agent!),
+              seriesCount(after.text),
+              a.p50,
+              a.p99,
+            ],
+            [
+              "node_exporter",
+              cpu.node_exporter!,
+              mean(rss.node_exporter!),
+              Math.max(...rss.node_exporter!),
+              seriesCount((await scrape(exporterUrl)).text),
+              n.p50,
+              n.p99,
+            ],
+            [
+              "empty node 22",
+              cpu["empty node 22"]!,
+              mean(rss["empty node 22"]!),
+              Math.max(...rss["empty node 22"]!),
+              "-",
+              "-",
+              "-",
+            ],
           ],
-          [
-            "empty node 22",
-            cpu["empty node 22"]!,
-            mean(rss["empty node 22"]!),
-            Math.max(...rss["empty node 22"]!),
-            "-",
-            "-",
-            "-",
-          ],
-        ],
-      ),
-    );
-    console.log(`\nrender p99 agent / node_exporter: ${(a.p99 / n.p99).toFixed(2)}x (goal <= 2x)`);
-    console.log(`agent cpu: ${cpu.agent!.toFixed(2)}% of a core (goal <= 1%)`);
-    console.log(
-      `agent rss: ${mean(rss.agent!).toFixed(1)} MB mean (goal <= 60 MB; empty node 22: ${mean(rss["empty node 22"]!).toFixed(1)} MB)`,
-    );
-    console.log(
-      `agent event-loop delay during the scrape burst: p99 ${loopP99Ms.toFixed(1)} ms, max ${loopMaxMs.toFixed(1)} ms (goal p99 < 20 ms)`,
-    );
-    console.log(
-      `collector samples: ${samples}, started more than 1 s after due: ${late} (goal 0); interval factor at the end ${factor}`,
-    );
-  } finally {
-    for (const c of children) c.kill("SIGTERM");
-    edge.close();
-    await pause(500);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+        ),
+      );
+      console.log(`\nrender p99 agent / node_exporter: ${(a.p99 / n.p99).toFixed(2)}x (goal <= 2x)`);
+      console.log(`agent cpu: ${cpu.agent!.toFixed(2)}% of a core (goal <= 1%)`);
+      console.log(
+        `agent rss: ${mean(rss.agent!).toFixed(1)} MB mean (goal <= 60 MB; empty node 22: ${mean(rss["empty node 22"]!).toFixed(1)} MB)`,
+      );
+      console.log(
+        `agent event-loop delay during the scrape burst: p99 ${loopP99Ms.toFixed(1)} ms, max ${loopMaxMs.toFixed(1)} ms (goal p99 < 20 ms)`,
+      );
+      console.log(
+        `collector samples: ${samples}, started more than 1 s after due: ${late} (goal 0); interval factor at the end ${factor}`,
+      );
+    } finally {
+      for (const c of children) c.kill("SIGTERM");
+      edge.close();
+      await pause(500);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The window, warm-up and burst, plus room for building the agent.
+  },
+  5 + (20 + seconds + burstSecs) / 60,
+);
