@@ -4,7 +4,7 @@
  *   node --disable-warning=ExperimentalWarning --max-semi-space-size=1 dist/agent/main.js --config agent.yaml
  * It starts faster and uses tens of MB less memory than running the TypeScript through tsx.
  */
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
 
@@ -26,6 +26,16 @@ export async function buildAgent(outdir = AGENT_DIST): Promise<string> {
     // Some bundled CommonJS packages call require() for Node's own modules.
     banner: {
       js: "import { createRequire as __fdRequire } from 'node:module'; const require = __fdRequire(import.meta.url);",
+    },
+    // dist/agent has no package.json beside it: the version is written into the build.
+    define: {
+      __FLEETDECK_AGENT_VERSION__: JSON.stringify(
+        (
+          JSON.parse(readFileSync(path.join(import.meta.dirname, "..", "package.json"), "utf8")) as {
+            version: string;
+          }
+        ).version,
+      ),
     },
     logLevel: "warning",
   });

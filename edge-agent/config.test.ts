@@ -20,6 +20,27 @@ function load(settings: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
 }
 
 describe("agent settings", () => {
+  it("refuses a file that is not YAML, naming the file and the line, and reads plain scalars as YAML 1.2 core", () => {
+    const file = path.join(dir, "broken.yaml");
+    writeFileSync(file, `serverUrl: ${base.serverUrl}\nclientKey: ${base.clientKey}\nmetricsPort: [9100\n`);
+    expect(() => loadConfig({ file, env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ file, env: {} })).toThrow(
+      /broken\.yaml is not valid YAML at line 4, column 1: unexpected end of the stream/,
+    );
+    // The message never quotes the file's lines (they may hold the client key).
+    expect(() => loadConfig({ file, env: {} })).not.toThrow(/sk_cl_/);
+    const twice = path.join(dir, "twice.yaml");
+    writeFileSync(twice, `serverUrl: ${base.serverUrl}\nserverUrl: ${base.serverUrl}\n`);
+    expect(() => loadConfig({ file: twice, env: {} })).toThrow(/duplicated mapping key/);
+    // A date-like plain scalar stays a string (no YAML 1.1 timestamps); yes/no stay strings too.
+    const plain = path.join(dir, "plain.yaml");
+    writeFileSync(
+      plain,
+      `serverUrl: ${base.serverUrl}\nclientKey: ${base.clientKey}\nmetricsHost: 2026-11-29\n`,
+    );
+    expect(loadConfig({ file: plain, env: {} }).metricsHost).toBe("2026-11-29");
+  });
+
   it("takes the environment over the file and names a bad setting with its variable", () => {
     expect(load({ metricsPort: 9100 }, { METRICS_PORT: "9200" }).metricsPort).toBe(9200);
     expect(() => load({}, { METRICS_PORT: "nine" })).toThrow(/METRICS_PORT: expected a number/);

@@ -5,8 +5,9 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+// js-yaml rather than yaml: read once at start-up, and about 0.7 MB less resident (bench/agent-footprint).
+import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import * as v from "valibot";
-import YAML from "yaml";
 import { redactUrl } from "../src/protocol/redact.js";
 import { ChannelSchema } from "./alerts/channels.js";
 import { AlertRuleSchema } from "./alerts/rules.js";
@@ -200,9 +201,16 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
       throw new ConfigError(`cannot read config file ${options.file}: ${(error as Error).message}`);
     }
     try {
-      fromFile = (YAML.parse(text) as Record<string, unknown> | null) ?? {};
+      // YAML 1.2 core schema: plain scalars are strings, numbers, booleans or null, never dates.
+      fromFile = (loadYaml(text, { schema: CORE_SCHEMA }) as Record<string, unknown> | null) ?? {};
     } catch (error) {
-      throw new ConfigError(`config file ${options.file} is not valid YAML: ${(error as Error).message}`);
+      // The reason and position only: js-yaml's message quotes the lines around the error, which
+      // may hold the client key.
+      const { reason, mark } = error as { reason?: string; mark?: { line: number; column: number } };
+      const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : "";
+      throw new ConfigError(
+        `config file ${options.file} is not valid YAML${where}: ${reason ?? (error as Error).message}`,
+      );
     }
     if (typeof fromFile !== "object" || Array.isArray(fromFile)) {
       throw new ConfigError(`config file ${options.file} must hold a mapping of settings`);

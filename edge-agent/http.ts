@@ -4,7 +4,7 @@
  * with a timeout, and one long-lived SSE response). Connections to the same host are kept alive.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { http, https } from "./node-http.js";
+import { http, https } from "./builtins.js";
 
 // node:https (TLS) is loaded on the first https:// request: about 4 MB resident in an agent that
 // only talks plain HTTP (a loopback edge, or a TLS-terminating proxy beside it).

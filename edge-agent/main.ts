@@ -2,11 +2,12 @@
  * fleetdeck-agent [--config agent.yaml] [--print-config]
  * Settings come from the YAML file, then the environment (FLEETDECK_SERVER_URL, ...).
  */
-import { parseArgs } from "node:util";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Agent } from "./agent.js";
+import { util } from "./builtins.js";
 import { ConfigError, loadConfig, maskedConfig } from "./config.js";
+import { AGENT_VERSION } from "./version.js";
 
 // Two V8 settings for a small resident footprint (bench/agent-footprint), each overridden by the
 // same flag on node's command line (NODE_OPTIONS does not take V8 flags like these):
@@ -39,17 +40,22 @@ function collectGarbageEveryMinute(): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = util.parseArgs({
     options: {
       config: { type: "string", short: "c" },
       "print-config": { type: "boolean" },
       help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
     },
   });
   if (values.help) {
     console.log(
-      "usage: fleetdeck-agent [--config agent.yaml] [--print-config]\nSettings: see README (Edge agent).",
+      "usage: fleetdeck-agent [--config agent.yaml] [--print-config] [--version]\nSettings: see README (Edge agent).",
     );
+    return;
+  }
+  if (values.version) {
+    console.log(AGENT_VERSION);
     return;
   }
   let config: ReturnType<typeof loadConfig>;

@@ -9,10 +9,10 @@
  *   out  devices/<id>/command            device-command requests; replies matched by correlation id
  *   out  manager/process/<name>          a watched process started, stopped or restarted
  */
-import { createHash, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import * as v from "valibot";
+import { nodeCrypto } from "./builtins.js";
 import { CommandError, type DeviceRequester } from "./executors/types.js";
 import { int, problemsOf, text, ValidationError } from "./validate.js";
 
@@ -135,7 +135,7 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
   async request(deviceId: string, body: unknown, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
     if (!this.client?.connected)
       throw new CommandError("MQTT_UNAVAILABLE", "not connected to the MQTT broker", undefined, true);
-    const correlationId = randomUUID();
+    const correlationId = nodeCrypto().randomUUID();
     const reply = new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(correlationId);
@@ -218,7 +218,7 @@ export class MqttBridge extends EventEmitter<Events> implements DeviceRequester 
    */
   private isDuplicate(topic: string, payload: Buffer, packet: IPublishPacket): boolean {
     if (packet.qos === 0 || packet.messageId === undefined) return false;
-    const key = `${packet.messageId}:${createHash("sha1").update(topic).update(payload).digest("base64")}`;
+    const key = `${packet.messageId}:${nodeCrypto().createHash("sha1").update(topic).update(payload).digest("base64")}`;
     const now = Date.now();
     const seenAt = this.seen.get(key);
     this.seen.set(key, now);

@@ -5,9 +5,9 @@
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
-import { promisify } from "node:util";
+import { util } from "./builtins.js";
 
-const execFileAsync = promisify(execFile);
+const execFileAsync = util.promisify(execFile);
 
 export interface WatchedProcess {
   name: string;

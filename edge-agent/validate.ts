@@ -49,7 +49,8 @@ export interface Problem {
 export function problemsOf(issues: readonly v.BaseIssue<unknown>[]): Problem[] {
   return issues.map((issue) => ({
     path: (issue.path ?? []).map((item) => item.key as string | number),
-    message: issue.message,
+    // valibot words a missing key as 'Invalid key: Expected "name" but received undefined'.
+    message: issue.received === "undefined" && issue.expected?.startsWith('"') ? "required" : issue.message,
   }));
 }
 

@@ -4,9 +4,9 @@
  * webhook (JSON, custom headers, HMAC-SHA256 signature). Each send either resolves or throws;
  * retries with backoff are the caller's (the notification outbox in the alert store).
  */
-import { createHmac } from "node:crypto";
 import type { Transporter } from "nodemailer";
 import * as v from "valibot";
+import { nodeCrypto } from "../builtins.js";
 import { request } from "../http.js";
 import { int, stringMap, text, url } from "../validate.js";
 
@@ -81,7 +81,7 @@ export function describe(n: AlertNotification): { title: string; line: string } 
 }
 
 export function signWebhook(secret: string, timestamp: number, body: string): string {
-  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
+  return `sha256=${nodeCrypto().createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
 }
 
 const escapeHtml = (s: string) =>

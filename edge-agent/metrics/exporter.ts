@@ -6,7 +6,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { http } from "../node-http.js";
+import { http } from "../builtins.js";
 import { type Family, family, one } from "./family.js";
 import * as client from "./prom.js";
 
