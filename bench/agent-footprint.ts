@@ -8,7 +8,9 @@
  *   agent's side of the link is what is measured, and wrangler dev beside it would take a core of
  *   this two-core machine).
  * - /metrics of the agent and of node_exporter is scraped every 15 s for `--seconds` (120).
- * - CPU is each process's utime+stime over the window (/proc/<pid>/stat); RSS is sampled every 5 s.
+ * - CPU is each process's utime+stime over the window (/proc/<pid>/stat); RSS is VmRSS
+ *   (/proc/<pid>/status) sampled every 5 s, in MiB (kB / 1024): the unit of the issue's "60 MB"
+ *   goal, whose "empty Node 22 process is about 43 MB" is 42.6 MiB here (44.7 million bytes).
  * - Then back-to-back scrapes of each, alternating, for `--burst` seconds (20) time /metrics
  *   render (request to last byte, loopback); the agent's event-loop delay p99 during the burst is
  *   read from its own nodejs_eventloop_delay_p99_seconds (a window of the last 10 to 20 s, so
@@ -160,6 +162,10 @@ runBench(
           nextScrape += 15;
         }
         for (const [k, pid] of Object.entries(procs)) rss[k]!.push(rssMb(pid));
+        // Progress on long runs, and the shape of the agent's RSS over time (a slope shows here).
+        if (rss.agent!.length % 12 === 0) {
+          console.log(`  ${Math.round(elapsed / 60)} min: agent rss ${rss.agent!.at(-1)!.toFixed(1)} MiB`);
+        }
         await pause(5000);
       }
       const windowSecs = (performance.now() - windowStart) / 1000;
@@ -195,8 +201,8 @@ runBench(
           [
             "process",
             "cpu % of a core",
-            "rss MB mean",
-            "rss MB max",
+            "rss MiB mean",
+            "rss MiB max",
             "series",
             "render p50 ms",
             "render p99 ms",
@@ -235,7 +241,7 @@ runBench(
       console.log(`\nrender p99 agent / node_exporter: ${(a.p99 / n.p99).toFixed(2)}x (goal <= 2x)`);
       console.log(`agent cpu: ${cpu.agent!.toFixed(2)}% of a core (goal <= 1%)`);
       console.log(
-        `agent rss: ${mean(rss.agent!).toFixed(1)} MB mean (goal <= 60 MB; empty node 22: ${mean(rss["empty node 22"]!).toFixed(1)} MB)`,
+        `agent rss: ${mean(rss.agent!).toFixed(1)} MiB mean, ${Math.max(...rss.agent!).toFixed(1)} max (goal <= 60; empty node 22: ${mean(rss["empty node 22"]!).toFixed(1)} MiB)`,
       );
       console.log(
         `agent event-loop delay during the scrape burst: p99 ${loopP99Ms.toFixed(1)} ms, max ${loopMaxMs.toFixed(1)} ms (goal p99 < 20 ms)`,
