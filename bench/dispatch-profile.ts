@@ -12,7 +12,8 @@
  * Worker clocks advance only on I/O, so Server-Timing shows waits (hub RPC, Redis), not CPU;
  * the profile shows CPU. The profiler slows the Worker down: compare shares, not milliseconds.
  *
- *   npm run bench:dispatch-profile [-- --clients 10 --samples 500 --out /tmp/workerd.cpuprofile]
+ *   npm run bench:dispatch-profile [-- --clients 10 --samples 500 --out /tmp/workerd.cpuprofile
+ *                                     --via direct|entry --profile on|off]
  */
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -86,9 +87,11 @@ runBench(async () => {
   const cloud = await startLocalCloud({ settings, vars });
   const inspectorPort = await freePort();
   const direct = await startWorkerdDirect({ ...cloud.workerVars, ...vars }, { inspectorPort });
+  // workerd's own socket to the Worker (as deployed), or `--via entry`: through Miniflare's entry worker.
+  const base = args.get("via") === "entry" ? direct.url : direct.directUrl;
   try {
     const post = (path: string, body: unknown) =>
-      fetch(`${direct.url}${path}`, {
+      fetch(`${base}${path}`, {
         method: "POST",
         headers: { authorization: `Bearer ${cloud.adminToken}`, "content-type": "application/json" },
         body: JSON.stringify(body),
@@ -102,7 +105,7 @@ runBench(async () => {
     const waiting = new Map<number, (at: number) => void>();
     const streams = await Promise.all(
       clients.map((c, i) =>
-        connectSse(`${direct.url}/api/events/${c.id}`, c.clientKey, {
+        connectSse(`${base}/api/events/${c.id}`, c.clientKey, {
           onEvent: (e) => {
             if (e.event !== "command") return;
             JSON.parse(e.data);
@@ -111,10 +114,12 @@ runBench(async () => {
         }),
       ),
     );
-    const inspector = await inspect(inspectorPort, "fleetdeck");
-    await inspector.call("Profiler.enable");
-    await inspector.call("Profiler.setSamplingInterval", { interval: 100 });
-    await inspector.call("Profiler.start");
+    // `--profile off`: the same run without the profiler, for latencies it does not slow down.
+    const profiling = args.get("profile") !== "off";
+    const inspector = profiling ? await inspect(inspectorPort, "fleetdeck") : null;
+    await inspector?.call("Profiler.enable");
+    await inspector?.call("Profiler.setSamplingInterval", { interval: 100 });
+    await inspector?.call("Profiler.start");
     const endToEnd: number[] = [];
     const stages = new Map<string, number[]>();
     for (let k = 0; k < samples; k++) {
@@ -130,13 +135,15 @@ runBench(async () => {
         if (m) stages.set(m[1]!, [...(stages.get(m[1]!) ?? []), Number(m[2])]);
       }
     }
-    const { profile } = await inspector.call<{ profile: CpuProfile }>("Profiler.stop");
-    inspector.close();
-    writeFileSync(out, JSON.stringify(profile));
+    const profile = inspector
+      ? (await inspector.call<{ profile: CpuProfile }>("Profiler.stop")).profile
+      : null;
+    inspector?.close();
+    if (profile) writeFileSync(out, JSON.stringify(profile));
     for (const s of streams) s.close();
 
     const e = summarise(endToEnd);
-    console.log(`\n${samples} commands to ${clientCount} agents, profiler on`);
+    console.log(`\n${samples} commands to ${clientCount} agents, profiler ${profiling ? "on" : "off"}, via ${base === direct.url ? "Miniflare's entry worker" : "workerd's socket to the Worker"}`);
     console.log(
       `POST /api/commands -> parsed by the agent: p50 ${e.p50.toFixed(2)} ms, p99 ${e.p99.toFixed(2)} ms`,
     );
@@ -144,8 +151,10 @@ runBench(async () => {
       const s = summarise(values);
       console.log(`  Server-Timing ${name}: p50 ${s.p50} ms, p99 ${s.p99} ms`);
     }
-    console.log(`\nself time in workerd's isolate (profile in ${out}):`);
-    for (const line of selfTime(profile, 25)) console.log(`  ${line}`);
+    if (profile) {
+      console.log(`\nself time in workerd's isolate (profile in ${out}):`);
+      for (const line of selfTime(profile, 25)) console.log(`  ${line}`);
+    }
   } finally {
     await direct.stop();
     await cloud.stop();

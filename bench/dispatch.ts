@@ -4,7 +4,7 @@
  * (HTTP publish to an EventSource subscriber) and Mosquitto (publish to an mqtt.js subscriber)
  * in the same run; then sustained commands per second.
  *
- *   npm run bench:dispatch [-- --n 100,1000 --samples 300 --seconds 10]
+ *   npm run bench:dispatch [-- --n 100,1000 --samples 300 --seconds 10 --only workerd,mosquitto]
  */
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
@@ -29,6 +29,8 @@ const SIZES = (args.get("n") ?? "100,1000").split(",").map(Number);
 const SAMPLES = Number(args.get("samples") ?? 300);
 const SECONDS = Number(args.get("seconds") ?? 10);
 const CONCURRENCY = Number(args.get("concurrency") ?? 32);
+// Systems to run besides nginx+nchan (always run: the goal is relative to it), by substring.
+const ONLY = args.get("only")?.split(",");
 const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
 
 /** One subscriber per target; `expect(i)` resolves with the arrival time of the next message on target i. */
@@ -258,12 +260,25 @@ async function main() {
   try {
     for (const size of SIZES) {
       const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
-      for (const make of [
-        () => nchanFanout(size),
-        () => mosquittoFanout(size),
-        () => fleetdeckFanout("fleetdeck (workerd)", direct.url, cloud.adminToken, size),
-        () => fleetdeckFanout("fleetdeck (wrangler dev)", cloud.workerUrl, cloud.adminToken, size),
-      ]) {
+      const systems: [string, () => Promise<Fanout>][] = [
+        ["nginx+nchan", () => nchanFanout(size)],
+        ["mosquitto", () => mosquittoFanout(size)],
+        [
+          "fleetdeck (workerd)",
+          () => fleetdeckFanout("fleetdeck (workerd)", direct.directUrl, cloud.adminToken, size),
+        ],
+        [
+          "fleetdeck (workerd via miniflare entry)",
+          () =>
+            fleetdeckFanout("fleetdeck (workerd via miniflare entry)", direct.url, cloud.adminToken, size),
+        ],
+        [
+          "fleetdeck (wrangler dev)",
+          () => fleetdeckFanout("fleetdeck (wrangler dev)", cloud.workerUrl, cloud.adminToken, size),
+        ],
+      ];
+      for (const [name, make] of systems) {
+        if (name !== "nginx+nchan" && ONLY && !ONLY.some((o) => name.includes(o))) continue;
         const f = await make();
         try {
           process.stdout.write(`N=${size} ${f.name}: ${f.open()} subscribers open, measuring...\n`);

@@ -11,7 +11,10 @@ import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { REPO_ROOT } from "../dev/local-cloud.js";
 
 export interface DirectWorker {
+  /** Through Miniflare's entry worker (it adds the `cf` object, error pages, and a hop). */
   url: string;
+  /** A socket of workerd's own straight to the Worker, as a deployed Worker is reached. */
+  directUrl: string;
   stop(): Promise<void>;
 }
 
@@ -49,6 +52,7 @@ export async function startWorkerdDirect(
           FLEET_FEED: { className: "FleetFeed", useSQLite: true },
         },
         bindings: { ...tomlVars, ...vars },
+        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
       },
     ],
     host: "127.0.0.1",
@@ -58,8 +62,10 @@ export async function startWorkerdDirect(
   } as Parameters<typeof convertV4MiniflareOptions>[0]);
   const mf = new Miniflare(options);
   const url = (await mf.ready).toString().replace(/\/$/, "");
+  const directUrl = (await mf.unsafeGetDirectURL("fleetdeck")).toString().replace(/\/$/, "");
   return {
     url,
+    directUrl,
     stop: async () => {
       await mf.dispose();
       rmSync(outdir, { recursive: true, force: true });
