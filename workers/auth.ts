@@ -30,10 +30,13 @@ function unauthorized(): FleetdeckError {
   return new FleetdeckError("UNAUTHORIZED", UNAUTHORIZED_MESSAGE);
 }
 
-async function sameSecret(a: string, b: string): Promise<boolean> {
-  // Compare digests so lengths never leak, in constant time.
-  const [ha, hb] = await Promise.all([sha256Hex(a), sha256Hex(b)]);
-  return constantTimeEqual(ha, hb);
+// The ADMIN_TOKEN's digest, computed once per isolate (and again if the secret changes).
+let adminDigest: { token: string; digest: Promise<string> } | undefined;
+
+/** Whether a token's digest is the ADMIN_TOKEN's: compared in constant time, so lengths never leak. */
+async function isAdminDigest(digest: string, adminToken: string): Promise<boolean> {
+  if (adminDigest?.token !== adminToken) adminDigest = { token: adminToken, digest: sha256Hex(adminToken) };
+  return constantTimeEqual(digest, await adminDigest.digest);
 }
 
 /** Resolves the caller or answers 401. Sets `identity` on the context. */
@@ -58,14 +61,14 @@ export const authenticate = createMiddleware<AppEnv>(async function authenticate
     return next();
   }
 
+  const hash = await sha256Hex(token);
   const adminToken = c.env.ADMIN_TOKEN;
-  if (adminToken && (await sameSecret(token, adminToken))) {
+  if (adminToken && (await isAdminDigest(hash, adminToken))) {
     c.set("identity", { kind: "operator", role: "admin", tokenId: "bootstrap" });
     return next();
   }
 
   if (!token.startsWith("fd_")) throw unauthorized();
-  const hash = await sha256Hex(token);
   const handle = openDatabase(settingsOf(c.env));
   let rows: { id: string; role: string }[];
   startTime(c, "auth", "API token looked up in Postgres");
