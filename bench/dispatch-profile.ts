@@ -143,7 +143,9 @@ runBench(async () => {
     for (const s of streams) s.close();
 
     const e = summarise(endToEnd);
-    console.log(`\n${samples} commands to ${clientCount} agents, profiler ${profiling ? "on" : "off"}, via ${base === direct.url ? "Miniflare's entry worker" : "workerd's socket to the Worker"}`);
+    console.log(
+      `\n${samples} commands to ${clientCount} agents, profiler ${profiling ? "on" : "off"}, via ${base === direct.url ? "Miniflare's entry worker" : "workerd's socket to the Worker"}`,
+    );
     console.log(
       `POST /api/commands -> parsed by the agent: p50 ${e.p50.toFixed(2)} ms, p99 ${e.p99.toFixed(2)} ms`,
     );

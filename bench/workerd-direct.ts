@@ -36,7 +36,6 @@ export async function startWorkerdDirect(
   const tomlVars = Object.fromEntries(
     [...toml.matchAll(/^([A-Z_]+)\s*=\s*"([^"]*)"\s*$/gm)].map((m) => [m[1]!, m[2]!]),
   );
-  const persist = mkdtempSync(path.join(os.tmpdir(), "fleetdeck-do-"));
   // Miniflare 5 takes a new options shape; convert from the classic (v4) one.
   const options = convertV4MiniflareOptions({
     workers: [
@@ -69,7 +68,33 @@ export async function startWorkerdDirect(
     stop: async () => {
       await mf.dispose();
       rmSync(outdir, { recursive: true, force: true });
-      rmSync(persist, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * bench/workerd-floor/worker.js in workerd (a Worker and one Durable Object per target, SQLite
+ * storage), reached on workerd's own socket: the floor under Fleetdeck's dispatch path.
+ */
+export async function startWorkerdFloor(): Promise<DirectWorker> {
+  const toml = readFileSync(path.join(REPO_ROOT, "wrangler.toml"), "utf8");
+  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)?.[1] ?? "2026-11-01";
+  const options = convertV4MiniflareOptions({
+    workers: [
+      {
+        name: "floor",
+        modules: true,
+        scriptPath: path.join(REPO_ROOT, "bench/workerd-floor/worker.js"),
+        compatibilityDate,
+        durableObjects: { TARGET: { className: "Target", useSQLite: true } },
+        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+      },
+    ],
+    host: "127.0.0.1",
+    port: 0,
+  } as Parameters<typeof convertV4MiniflareOptions>[0]);
+  const mf = new Miniflare(options);
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const directUrl = (await mf.unsafeGetDirectURL("floor")).toString().replace(/\/$/, "");
+  return { url, directUrl, stop: () => mf.dispose() };
 }
