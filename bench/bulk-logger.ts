@@ -1,8 +1,8 @@
 /**
  * bench/bulk-logger: log lines per second durably in Redis (XADD acknowledged), through the
  * Upstash REST bridge and through TCP Redis, at batch 100 and 500, against one awaited write
- * per line on the same path; redis-benchmark LPUSH on one connection (-c 1) at -P 1 and -P 100 as
- * the reference ratio: what pipelining 100 commands buys Redis's own C client.
+ * per line on the same path; redis-benchmark LPUSH on one connection (-c 1) at -P 1, -P 16 and
+ * -P 100 as the reference ratio: what pipelining buys Redis's own C client on one connection.
  *
  * Each figure is the median of `--runs` runs (3), after one unrecorded run of each mode that
  * lets V8 compile the hot paths first (a 20,000-line run lasts a fraction of a second).
@@ -131,8 +131,10 @@ async function main() {
       rows.push([name, "BulkLogger, batch 500", b500, b500 / single]);
     }
     const p1 = redisBenchmark(1);
+    const p16 = redisBenchmark(16);
     const p100 = redisBenchmark(100);
     rows.push(["redis-benchmark", "LPUSH -P 1 (one connection)", p1, 1]);
+    rows.push(["redis-benchmark", "LPUSH -P 16", p16, p16 / p1]);
     rows.push(["redis-benchmark", "LPUSH -P 100", p100, p100 / p1]);
   } finally {
     const keys = await cleanup.keys(`fd:bench:${run}:*`);
