@@ -45,6 +45,16 @@ describe("the built agent", () => {
     expect(stdout).not.toContain("k".repeat(43));
   });
 
+  it("refuses an unknown option with exit code 2 and the usage", async () => {
+    const failed = await agent("--bogus").then(
+      () => null,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stderr).toMatch(/fleetdeck-agent: .*'--bogus'.*\nusage: fleetdeck-agent/s);
+    expect(failed?.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it("stops with exit code 2 naming a bad setting", async () => {
     const file = path.join(dir, "bad.yaml");
     writeFileSync(file, "serverUrl: not a url\n");

@@ -1,5 +1,5 @@
 /**
- * fleetdeck-agent [--config agent.yaml] [--print-config]
+ * fleetdeck-agent [--config agent.yaml] [--print-config] [--version]
  * Settings come from the YAML file, then the environment (FLEETDECK_SERVER_URL, ...).
  */
 import v8 from "node:v8";
@@ -40,18 +40,25 @@ function collectGarbageEveryMinute(): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = util.parseArgs({
-    options: {
-      config: { type: "string", short: "c" },
-      "print-config": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "v" },
-    },
-  });
+  const usage =
+    "usage: fleetdeck-agent [--config agent.yaml] [--print-config] [--version]\nSettings: see README (Edge agent).";
+  let values: { config?: string; "print-config"?: boolean; help?: boolean; version?: boolean };
+  try {
+    ({ values } = util.parseArgs({
+      options: {
+        config: { type: "string", short: "c" },
+        "print-config": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+      },
+    }));
+  } catch (error) {
+    // An unknown or malformed option: say which, with the usage, not a stack trace.
+    console.error(`fleetdeck-agent: ${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
   if (values.help) {
-    console.log(
-      "usage: fleetdeck-agent [--config agent.yaml] [--print-config] [--version]\nSettings: see README (Edge agent).",
-    );
+    console.log(usage);
     return;
   }
   if (values.version) {
