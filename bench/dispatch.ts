@@ -336,7 +336,8 @@ async function main() {
               `N=${size} round ${round}/${ROUNDS} ${f.name}: ${f.open()} subscribers open, measuring...`,
             );
             const m = await measure(f);
-            const r = (results[name] ??= { samples: [], perSecond: [], open: size, errors: 0 });
+            results[name] ??= { samples: [], perSecond: [], open: size, errors: 0 };
+            const r = results[name];
             r.samples.push(...m.samples);
             r.perSecond.push(m.perSecond);
             r.open = Math.min(r.open, m.open);
