@@ -135,13 +135,24 @@ async function fleetdeckFanout(
   };
 }
 
-async function nchanFanout(size: number): Promise<Fanout> {
-  const nchan = await startNchan(await freePort());
+/**
+ * A command published over HTTP and received over SSE, one stream per target: nginx+nchan, and
+ * the workerd floor. With `eventName`, only events of that name count.
+ */
+async function httpSseFanout(options: {
+  name: string;
+  size: number;
+  subscribeUrl: (i: number) => string;
+  publishUrl: (i: number) => string;
+  eventName?: string;
+  stop?: () => void;
+}): Promise<Fanout> {
   const arrivals = new Arrivals();
   let errors = 0;
-  const streams = await inBatches(size, 100, (i) =>
-    connectSse(`${nchan.url}/sub?id=c${i}`, "unused", {
+  const streams = await inBatches(options.size, 50, (i) =>
+    connectSse(options.subscribeUrl(i), "unused", {
       onEvent: (e) => {
+        if (options.eventName && e.event !== options.eventName) return;
         JSON.parse(e.data);
         arrivals.arrive(i);
       },
@@ -149,11 +160,11 @@ async function nchanFanout(size: number): Promise<Fanout> {
   );
   const open = openCounter(streams);
   return {
-    name: "nginx+nchan",
-    size,
+    name: options.name,
+    size: options.size,
     expect: (i) => arrivals.expect(i),
     send: async (i, body) => {
-      const res = await fetch(`${nchan.url}/pub?id=c${i}`, {
+      const res = await fetch(options.publishUrl(i), {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ action: "exec", payload: { body } }),
@@ -166,45 +177,31 @@ async function nchanFanout(size: number): Promise<Fanout> {
     errors: () => errors,
     close: async () => {
       for (const s of streams) s.close();
-      nchan.stop();
+      options.stop?.();
     },
   };
 }
 
-/** The floor under Fleetdeck in workerd: a Durable Object per target pushing on its SSE stream. */
-async function floorFanout(floorUrl: string, size: number, store: boolean): Promise<Fanout> {
-  const arrivals = new Arrivals();
-  let errors = 0;
-  const streams = await inBatches(size, 50, (i) =>
-    connectSse(`${floorUrl}/sub?id=c${i}`, "unused", {
-      onEvent: (e) => {
-        if (e.event !== "command") return;
-        JSON.parse(e.data);
-        arrivals.arrive(i);
-      },
-    }),
-  );
-  const open = openCounter(streams);
-  return {
-    name: store ? "workerd floor (DO, SQLite insert, push)" : "workerd floor (DO push)",
+async function nchanFanout(size: number): Promise<Fanout> {
+  const nchan = await startNchan(await freePort());
+  return httpSseFanout({
+    name: "nginx+nchan",
     size,
-    expect: (i) => arrivals.expect(i),
-    send: async (i, body) => {
-      const res = await fetch(`${floorUrl}/pub?id=c${i}${store ? "&store=1" : ""}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ action: "exec", payload: { body } }),
-      });
-      if (res.status >= 300) errors++;
-      await res.arrayBuffer();
-    },
-    received: () => arrivals.count,
-    open,
-    errors: () => errors,
-    close: async () => {
-      for (const s of streams) s.close();
-    },
-  };
+    subscribeUrl: (i) => `${nchan.url}/sub?id=c${i}`,
+    publishUrl: (i) => `${nchan.url}/pub?id=c${i}`,
+    stop: () => nchan.stop(),
+  });
+}
+
+/** The floor under Fleetdeck in workerd: a Durable Object per target pushing on its SSE stream. */
+function floorFanout(name: string, floorUrl: string, size: number, store: boolean): Promise<Fanout> {
+  return httpSseFanout({
+    name,
+    size,
+    subscribeUrl: (i) => `${floorUrl}/sub?id=c${i}`,
+    publishUrl: (i) => `${floorUrl}/pub?id=c${i}${store ? "&store=1" : ""}`,
+    eventName: "command",
+  });
 }
 
 async function mosquittoFanout(size: number): Promise<Fanout> {
@@ -309,24 +306,22 @@ async function main() {
         string,
         { samples: number[]; perSecond: number[]; open: number; errors: number }
       > = {};
+      const fleetdeck = (name: string, url: string): [string, () => Promise<Fanout>] => [
+        name,
+        () => fleetdeckFanout(name, url, cloud.adminToken, size),
+      ];
+      const floorRow = (name: string, store: boolean): [string, () => Promise<Fanout>] => [
+        name,
+        () => floorFanout(name, floor.directUrl, size, store),
+      ];
       const systems: [string, () => Promise<Fanout>][] = [
         ["nginx+nchan", () => nchanFanout(size)],
         ["mosquitto", () => mosquittoFanout(size)],
-        ["workerd floor (DO push)", () => floorFanout(floor.directUrl, size, false)],
-        ["workerd floor (DO, SQLite insert, push)", () => floorFanout(floor.directUrl, size, true)],
-        [
-          "fleetdeck (workerd)",
-          () => fleetdeckFanout("fleetdeck (workerd)", direct.directUrl, cloud.adminToken, size),
-        ],
-        [
-          "fleetdeck (workerd via miniflare entry)",
-          () =>
-            fleetdeckFanout("fleetdeck (workerd via miniflare entry)", direct.url, cloud.adminToken, size),
-        ],
-        [
-          "fleetdeck (wrangler dev)",
-          () => fleetdeckFanout("fleetdeck (wrangler dev)", cloud.workerUrl, cloud.adminToken, size),
-        ],
+        floorRow("workerd floor (DO push)", false),
+        floorRow("workerd floor (DO, SQLite insert, push)", true),
+        fleetdeck("fleetdeck (workerd)", direct.directUrl),
+        fleetdeck("fleetdeck (workerd via miniflare entry)", direct.url),
+        fleetdeck("fleetdeck (wrangler dev)", cloud.workerUrl),
       ];
       for (let round = 1; round <= ROUNDS; round++) {
         for (const [name, make] of systems) {

@@ -18,6 +18,42 @@ export interface DirectWorker {
   stop(): Promise<void>;
 }
 
+const WRANGLER_TOML = path.join(REPO_ROOT, "wrangler.toml");
+
+/**
+ * One Worker in workerd through Miniflare, reachable both through Miniflare's entry worker and
+ * on a socket of workerd's own. `worker` is Miniflare's classic (v4) worker options; Miniflare 5
+ * takes a new shape, converted here.
+ */
+async function serveInWorkerd(
+  worker: { name: string } & Record<string, unknown>,
+  shared: Record<string, unknown>,
+  cleanUp: () => void = () => {},
+): Promise<DirectWorker> {
+  const compatibilityDate =
+    /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync(WRANGLER_TOML, "utf8"))?.[1] ?? "2026-11-01";
+  const options = convertV4MiniflareOptions({
+    workers: [
+      { modules: true, compatibilityDate, ...worker, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] },
+    ],
+    host: "127.0.0.1",
+    port: 0,
+    ...shared,
+  } as Parameters<typeof convertV4MiniflareOptions>[0]);
+  const mf = new Miniflare(options);
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const directUrl = (await mf.unsafeGetDirectURL(worker.name)).toString().replace(/\/$/, "");
+  return {
+    url,
+    directUrl,
+    stop: async () => {
+      await mf.dispose();
+      cleanUp();
+    },
+  };
+}
+
+/** Fleetdeck's Worker as `wrangler deploy` bundles it, with wrangler.toml's vars and `vars` over them. */
 export async function startWorkerdDirect(
   vars: Record<string, string>,
   extra: { inspectorPort?: number } = {},
@@ -26,75 +62,43 @@ export async function startWorkerdDirect(
   execFileSync(
     path.join(REPO_ROOT, "node_modules/.bin/wrangler"),
     ["deploy", "--dry-run", "--outdir", outdir],
-    {
-      cwd: REPO_ROOT,
-      stdio: "ignore",
-    },
+    { cwd: REPO_ROOT, stdio: "ignore" },
   );
-  const toml = readFileSync(path.join(REPO_ROOT, "wrangler.toml"), "utf8");
-  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)?.[1] ?? "2026-11-01";
   const tomlVars = Object.fromEntries(
-    [...toml.matchAll(/^([A-Z_]+)\s*=\s*"([^"]*)"\s*$/gm)].map((m) => [m[1]!, m[2]!]),
+    [...readFileSync(WRANGLER_TOML, "utf8").matchAll(/^([A-Z_]+)\s*=\s*"([^"]*)"\s*$/gm)].map((m) => [
+      m[1]!,
+      m[2]!,
+    ]),
   );
-  // Miniflare 5 takes a new options shape; convert from the classic (v4) one.
-  const options = convertV4MiniflareOptions({
-    workers: [
-      {
-        name: "fleetdeck",
-        modules: true,
-        scriptPath: path.join(outdir, "index.js"),
-        modulesRoot: outdir,
-        compatibilityDate,
-        compatibilityFlags: ["nodejs_compat"],
-        durableObjects: {
-          CLIENT_HUB: { className: "ClientHub", useSQLite: true },
-          FLEET_FEED: { className: "FleetFeed", useSQLite: true },
-        },
-        bindings: { ...tomlVars, ...vars },
-        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+  return serveInWorkerd(
+    {
+      name: "fleetdeck",
+      scriptPath: path.join(outdir, "index.js"),
+      modulesRoot: outdir,
+      compatibilityFlags: ["nodejs_compat"],
+      durableObjects: {
+        CLIENT_HUB: { className: "ClientHub", useSQLite: true },
+        FLEET_FEED: { className: "FleetFeed", useSQLite: true },
       },
-    ],
-    host: "127.0.0.1",
-    port: 0,
-    // workerd's V8 inspector (Chrome DevTools Protocol), for bench/dispatch-profile.
-    ...(extra.inspectorPort ? { inspectorPort: extra.inspectorPort } : {}),
-  } as Parameters<typeof convertV4MiniflareOptions>[0]);
-  const mf = new Miniflare(options);
-  const url = (await mf.ready).toString().replace(/\/$/, "");
-  const directUrl = (await mf.unsafeGetDirectURL("fleetdeck")).toString().replace(/\/$/, "");
-  return {
-    url,
-    directUrl,
-    stop: async () => {
-      await mf.dispose();
-      rmSync(outdir, { recursive: true, force: true });
+      bindings: { ...tomlVars, ...vars },
     },
-  };
+    // workerd's V8 inspector (Chrome DevTools Protocol), for bench/dispatch-profile.
+    extra.inspectorPort ? { inspectorPort: extra.inspectorPort } : {},
+    () => rmSync(outdir, { recursive: true, force: true }),
+  );
 }
 
 /**
  * bench/workerd-floor/worker.js in workerd (a Worker and one Durable Object per target, SQLite
- * storage), reached on workerd's own socket: the floor under Fleetdeck's dispatch path.
+ * storage): the floor under Fleetdeck's dispatch path.
  */
-export async function startWorkerdFloor(): Promise<DirectWorker> {
-  const toml = readFileSync(path.join(REPO_ROOT, "wrangler.toml"), "utf8");
-  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)?.[1] ?? "2026-11-01";
-  const options = convertV4MiniflareOptions({
-    workers: [
-      {
-        name: "floor",
-        modules: true,
-        scriptPath: path.join(REPO_ROOT, "bench/workerd-floor/worker.js"),
-        compatibilityDate,
-        durableObjects: { TARGET: { className: "Target", useSQLite: true } },
-        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-      },
-    ],
-    host: "127.0.0.1",
-    port: 0,
-  } as Parameters<typeof convertV4MiniflareOptions>[0]);
-  const mf = new Miniflare(options);
-  const url = (await mf.ready).toString().replace(/\/$/, "");
-  const directUrl = (await mf.unsafeGetDirectURL("floor")).toString().replace(/\/$/, "");
-  return { url, directUrl, stop: () => mf.dispose() };
+export function startWorkerdFloor(): Promise<DirectWorker> {
+  return serveInWorkerd(
+    {
+      name: "floor",
+      scriptPath: path.join(REPO_ROOT, "bench/workerd-floor/worker.js"),
+      durableObjects: { TARGET: { className: "Target", useSQLite: true } },
+    },
+    {},
+  );
 }

@@ -62,8 +62,8 @@ export class UpstashLogSink implements LogSink {
  * XADD for every entry of a batch, in one script call: KEYS are the batch's streams; ARGV is
  * maxLen, then per entry its stream's index in KEYS, its field count, and its fields and values.
  * Each stream is trimmed (MAXLEN ~) once after the batch rather than on every XADD: the same
- * bound, as nobody sees a stream between the two (a script runs atomically), and about 15% more
- * lines per second through Redis (bench/bulk-logger).
+ * bound, as nobody sees a stream between the two (a script runs atomically), and 16% more lines
+ * per second through Redis in an A/B run (bench/RESULTS.md, bench/bulk-logger 2026-11-29).
  */
 const XADD_BATCH = `
 local i = 2

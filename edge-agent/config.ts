@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-// js-yaml rather than yaml: read once at start-up, and about 0.7 MB less resident (bench/agent-footprint).
+// js-yaml rather than yaml: read once at start-up, and 0.35 MiB less resident in the built agent (bench/RESULTS.md).
 import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import * as v from "valibot";
 import { redactUrl } from "../src/protocol/redact.js";

@@ -39,26 +39,30 @@ function collectGarbageEveryMinute(): void {
   setInterval(() => void gc({ type: "major", execution: "async" }), 60_000).unref();
 }
 
-async function main(): Promise<void> {
-  const usage =
-    "usage: fleetdeck-agent [--config agent.yaml] [--print-config] [--version]\nSettings: see README (Edge agent).";
-  let values: { config?: string; "print-config"?: boolean; help?: boolean; version?: boolean };
+const USAGE =
+  "usage: fleetdeck-agent [--config agent.yaml] [--print-config] [--version]\nSettings: see README (Edge agent).";
+
+/** The command line's options; an unknown or malformed one exits 2 with the usage, not a stack trace. */
+function parseCommandLine() {
   try {
-    ({ values } = util.parseArgs({
+    return util.parseArgs({
       options: {
         config: { type: "string", short: "c" },
         "print-config": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
       },
-    }));
+    }).values;
   } catch (error) {
-    // An unknown or malformed option: say which, with the usage, not a stack trace.
-    console.error(`fleetdeck-agent: ${(error as Error).message}\n${usage}`);
+    console.error(`fleetdeck-agent: ${(error as Error).message}\n${USAGE}`);
     process.exit(2);
   }
+}
+
+async function main(): Promise<void> {
+  const values = parseCommandLine();
   if (values.help) {
-    console.log(usage);
+    console.log(USAGE);
     return;
   }
   if (values.version) {
